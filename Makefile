@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make test` and (later) `make demo`.
+# Everything else a fresh Debian machine lacks is installed on the way.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+# Which Django the environment gets; CI also runs DJANGO='Django>=6.0,<6.1'.
+DJANGO ?= Django>=5.2,<5.3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test pytest django-tests bench matrix clean
+
+$(STAMP): pyproject.toml setup.py scripts/system-deps.sh Makefile
+	scripts/system-deps.sh "$(PYTHON)"
+	"$(PYTHON)" -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]' '$(DJANGO)'
+	echo '$(DJANGO)' > $@
+
+test: pytest django-tests
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+django-tests: $(STAMP)
+	$(BIN)/python tests/django_suite.py
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install -q -r bench/requirements.txt
+	$(BIN)/python bench/request_cycle.py
+
+matrix: $(STAMP)
+	$(BIN)/python -m pip install -q nox
+	$(BIN)/nox
+
+clean:
+	rm -rf $(VENV) .venv-* .nox .cache build *.egg-info

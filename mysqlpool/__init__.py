@@ -1,0 +1,15 @@
+"""mysqlpool: pooled MySQL/MariaDB connections for Django, safe across threads and forks."""
+
+from mysqlpool.autoclose import auto_close_db
+from mysqlpool.errors import ObsoleteSettingWarning, PoolTimeout
+from mysqlpool.registry import close_pool, get_stats
+
+__all__ = [
+    "ObsoleteSettingWarning",
+    "PoolTimeout",
+    "auto_close_db",
+    "close_pool",
+    "get_stats",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The pooled MySQL ENGINE: ``'ENGINE': 'mysqlpool.backends.mysqlpool'``."""

@@ -1,0 +1,80 @@
+"""The MySQLdb connection the pool holds, and what it can tell without a round trip.
+
+A request cycle over loopback costs a few tens of microseconds, so every question
+the pool asks at checkout and check-in must be answered locally:
+
+* has the server hung up on an idle connection (KILL, wait_timeout, restart)? A
+  healthy idle MySQL connection never has anything to read, so a readable or
+  hung-up socket means the server is gone;
+* may a transaction be open? The server reports it in the status flags of every
+  reply; MariaDB Connector/C exposes them through ``mariadb_get_info()``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import select
+from typing import Any
+
+from MySQLdb import _mysql
+from MySQLdb.connections import Connection
+
+# From mysql_com.h: set in every reply while a transaction is active.
+SERVER_STATUS_IN_TRANS = 0x0001
+# From mariadb's mysql.h, enum mariadb_value.
+_MARIADB_CONNECTION_SERVER_STATUS = 30
+_CAPSULE_NAME = b"_mysql.connection.native_connection"
+_HUNG_UP = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+
+def _load_mariadb_get_info() -> Any:
+    """``mariadb_get_info`` from the client library mysqlclient is linked with.
+
+    None when mysqlclient was built against MySQL's libmysqlclient, which has no
+    such call: the pool then rolls back on every check-in to stay safe.
+    """
+    try:
+        function = ctypes.CDLL(_mysql.__file__).mariadb_get_info
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+    function.restype = ctypes.c_char
+    return function
+
+
+_mariadb_get_info = _load_mariadb_get_info()
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.argtypes = (ctypes.py_object, ctypes.c_char_p)
+_capsule_pointer.restype = ctypes.c_void_p
+
+
+class PooledConnection(Connection):  # type: ignore[misc]
+    """A MySQLdb connection that answers the pool's questions locally."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._status = ctypes.c_uint()
+        self._status_ref = ctypes.byref(self._status)
+        self._native = self._native_pointer()
+
+    def _native_pointer(self) -> int | None:
+        """The MYSQL* handle, if the server status can be read through it."""
+        if _mariadb_get_info is None or not hasattr(self, "_get_native_connection"):
+            return None
+        pointer: int = _capsule_pointer(self._get_native_connection(), _CAPSULE_NAME)
+        if _mariadb_get_info(pointer, _MARIADB_CONNECTION_SERVER_STATUS, self._status_ref) != b"\x00":
+            return None
+        return pointer
+
+    def server_hung_up(self) -> bool:
+        """True if the server closed this idle connection, or sent it anything."""
+        poller = select.poll()
+        poller.register(self.fileno(), _HUNG_UP)
+        return bool(poller.poll(0))
+
+    def in_transaction(self) -> bool:
+        """True if a transaction may be open, so that a rollback is needed."""
+        if self._native is None or not self.open:
+            return True
+        _mariadb_get_info(self._native, _MARIADB_CONNECTION_SERVER_STATUS, self._status_ref)
+        return bool(self._status.value & SERVER_STATUS_IN_TRANS)

@@ -1,0 +1,52 @@
+"""The pools of this process: one per database alias, created on first use."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections
+from django.utils.connection import ConnectionDoesNotExist
+
+from mysqlpool.config import pool_config
+from mysqlpool.pooling import AliasPool
+
+if TYPE_CHECKING:
+    from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+
+_pools: dict[str, AliasPool] = {}
+# Creation is rare; the lock makes racing threads agree on one pool per alias.
+_creation_lock = threading.Lock()
+
+
+def pool_for(wrapper: DatabaseWrapper) -> AliasPool:
+    """The pool of the wrapper's alias, created from its settings if needed."""
+    pool = _pools.get(wrapper.alias)
+    if pool is None:
+        with _creation_lock:
+            pool = _pools.get(wrapper.alias)
+            if pool is None:
+                config = pool_config(wrapper.alias, wrapper.settings_dict)
+                pool = AliasPool(config, wrapper.get_connection_params())
+                _pools[wrapper.alias] = pool
+    return pool
+
+
+def close_pool(alias: str | None = None) -> None:
+    """Close the idle connections of one alias's pool, or of every pool.
+
+    Connections checked out at the time are closed when they are returned. The next
+    connection of the alias builds a new pool from the current settings.
+    """
+    if alias is not None and alias not in connections.settings:
+        raise ConnectionDoesNotExist(f"The connection '{alias}' doesn't exist.")
+    with _creation_lock:
+        aliases = list(_pools) if alias is None else [alias]
+        closing = [_pools.pop(name) for name in aliases if name in _pools]
+    for pool in closing:
+        pool.dispose()
+
+
+def get_stats() -> dict[str, dict[str, Any]]:
+    """Per alias, the pool's live figures and counters (never a password)."""
+    return {alias: pool.status() for alias, pool in list(_pools.items())}

@@ -1,0 +1,151 @@
+"""The MariaDB server the tests, benchmarks and scripts talk to.
+
+If ``MYSQLPOOL_TEST_HOST`` is set, that server is used (with ``MYSQLPOOL_TEST_PORT``,
+``MYSQLPOOL_TEST_USER`` and ``MYSQLPOOL_TEST_PASSWORD``); otherwise a throwaway
+server is started from the system's ``mariadbd`` with a temporary datadir on a free
+port, and removed afterwards. mirakuru runs the process; pytest-mysql's executor
+is not used because it reads the system's ``my.cnf`` (Debian's sets user=mysql,
+port 3306 and a shared socket) and has no way to pass ``--no-defaults``.
+
+As a script, it runs a command with such a server and the variables above set::
+
+    python tests/dbserver.py -- python -m pytest
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mirakuru import TCPExecutor
+from port_for import get_port
+
+ENV_HOST = "MYSQLPOOL_TEST_HOST"
+ENV_PORT = "MYSQLPOOL_TEST_PORT"
+ENV_USER = "MYSQLPOOL_TEST_USER"
+ENV_PASSWORD = "MYSQLPOOL_TEST_PASSWORD"
+
+# Small buffers keep startup fast and memory low; the tests need no durability.
+_SERVER_OPTIONS = (
+    "--skip-name-resolve",
+    "--innodb-buffer-pool-size=64M",
+    "--innodb-log-file-size=16M",
+    "--innodb-flush-log-at-trx-commit=0",
+    "--max-connections=500",
+    "--skip-log-bin",
+)
+
+
+@dataclass(frozen=True)
+class Server:
+    """Where a MariaDB server listens, and who may log in."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+
+    def environ(self) -> dict[str, str]:
+        return {
+            ENV_HOST: self.host,
+            ENV_PORT: str(self.port),
+            ENV_USER: self.user,
+            ENV_PASSWORD: self.password,
+        }
+
+
+def configured_server() -> Server | None:
+    """The server named by the environment, if any."""
+    host = os.environ.get(ENV_HOST)
+    if not host:
+        return None
+    return Server(
+        host=host,
+        port=int(os.environ.get(ENV_PORT) or 3306),
+        user=os.environ.get(ENV_USER) or "root",
+        password=os.environ.get(ENV_PASSWORD, ""),
+    )
+
+
+def _which(*names: str) -> str:
+    for name in names:
+        for directory in (None, "/usr/sbin", "/usr/local/sbin", "/usr/bin"):
+            found = shutil.which(name, path=directory)
+            if found:
+                return found
+    raise RuntimeError(
+        f"None of {', '.join(names)} was found: install MariaDB's server "
+        "(e.g. `apt-get install mariadb-server`), or set "
+        f"{ENV_HOST} to use a running server."
+    )
+
+
+@contextlib.contextmanager
+def throwaway_server() -> Iterator[Server]:
+    """Start a private MariaDB server in a temporary directory; stop and remove it."""
+    base = Path(tempfile.mkdtemp(prefix="mysqlpool-db-"))
+    datadir = base / "data"
+    port = get_port(None)
+    assert port is not None
+    subprocess.run(
+        [
+            _which("mariadb-install-db", "mysql_install_db"),
+            "--no-defaults",
+            "--user=root",
+            f"--datadir={datadir}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    command = [
+        _which("mariadbd", "mysqld"),
+        "--no-defaults",
+        "--user=root",
+        f"--datadir={datadir}",
+        f"--port={port}",
+        "--bind-address=127.0.0.1",
+        f"--socket={base / 'server.sock'}",
+        f"--pid-file={base / 'server.pid'}",
+        f"--log-error={base / 'server.log'}",
+        *_SERVER_OPTIONS,
+    ]
+    executor = TCPExecutor(command, host="127.0.0.1", port=port, timeout=60, shell=False)
+    try:
+        with executor:
+            yield Server(host="127.0.0.1", port=port, user="root", password="")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def test_server() -> Iterator[Server]:
+    """The configured server, or else a throwaway one."""
+    server = configured_server()
+    if server is not None:
+        yield server
+        return
+    with throwaway_server() as server:
+        yield server
+
+
+def main(argv: list[str]) -> int:
+    if "--" in argv:
+        argv = argv[argv.index("--") + 1 :]
+    if not argv:
+        print("usage: dbserver.py -- COMMAND [ARGS...]", file=sys.stderr)
+        return 2
+    with test_server() as server:
+        return subprocess.call(argv, env={**os.environ, **server.environ()})
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
