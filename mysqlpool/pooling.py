@@ -95,11 +95,11 @@ class AliasPool:
     def _get(self) -> PoolProxiedConnection:
         if not (self._may_wait and self._exhausted()):
             return self._checkout_or_timeout()
+        self.stats.add(stats.WAITS)
         started = time.perf_counter()
         try:
             return self._checkout_or_timeout()
         finally:
-            self.stats.add(stats.WAITS)
             self.stats.add(stats.WAIT_TIME, time.perf_counter() - started)
 
     def _exhausted(self) -> bool:

@@ -40,10 +40,15 @@ def close_pool(alias: str | None = None) -> None:
     """
     if alias is not None and alias not in connections.settings:
         raise ConnectionDoesNotExist(f"The connection '{alias}' doesn't exist.")
+    for name in list(_pools) if alias is None else [alias]:
+        dispose(name)
+
+
+def dispose(alias: str) -> None:
+    """Close the pool of ``alias``, if this process has one."""
     with _creation_lock:
-        aliases = list(_pools) if alias is None else [alias]
-        closing = [_pools.pop(name) for name in aliases if name in _pools]
-    for pool in closing:
+        pool = _pools.pop(alias, None)
+    if pool is not None:
         pool.dispose()
 
 

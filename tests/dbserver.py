@@ -118,7 +118,10 @@ def throwaway_server() -> Iterator[Server]:
         f"--log-error={base / 'server.log'}",
         *_SERVER_OPTIONS,
     ]
-    executor = TCPExecutor(command, host="127.0.0.1", port=port, timeout=60, shell=False)
+    # The server logs to server.log; what it prints before opening it is noise.
+    executor = TCPExecutor(
+        command, host="127.0.0.1", port=port, timeout=60, shell=False, stderr=subprocess.DEVNULL
+    )
     try:
         with executor:
             yield Server(host="127.0.0.1", port=port, user="root", password="")

@@ -66,7 +66,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):  # type: ignore[misc]
 
     def close_pool(self) -> None:
         """Dispose this alias's pool (Celery calls this in forked workers)."""
-        registry.close_pool(self.alias)
+        registry.dispose(self.alias)
 
     def get_connection_params(self) -> dict[str, Any]:
         params: dict[str, Any] = super().get_connection_params()

@@ -1,0 +1,463 @@
+"""Request-cycle benchmark: mysqlpool against Django's MySQL backend and a peer pool.
+
+A request cycle is the least a Django request costs the database layer: one
+``SELECT 1`` through ``connection.cursor()``, then ``close_old_connections()`` as
+Django runs at the end of a request. It goes over TCP loopback (never the unix
+socket) to the MariaDB server of ``tests/dbserver.py``: a throwaway one, unless
+MYSQLPOOL_TEST_HOST names a server.
+
+Configurations:
+
+* ``pooled``: mysqlpool.backends.mysqlpool with its defaults (CONN_MAX_AGE=0);
+* ``persistent``: django.db.backends.mysql, CONN_MAX_AGE=None, the reference;
+* ``default``: django.db.backends.mysql, CONN_MAX_AGE=0, a connection per request;
+* ``peer``: django-db-connection-pool (ENGINE dj_db_conn_pool.backends.mysql) with
+  its defaults; marked unavailable, with the reason, if it fails to load or run.
+
+Both pools keep their default size at one thread; with more threads they hold one
+connection per thread (pool_size=threads, max_overflow=0), so nobody waits.
+
+Method: the machine is small and noisy (the server shares its cores), so absolute
+figures drift from minute to minute. Each measurement therefore runs in a process of
+its own (this script in worker mode), warms up for a moment, then counts the
+cycles its threads complete in ``--seconds``. A round measures every configuration
+at each thread count, in an order rotated from round to round, and divides each
+configuration's time per request by that of ``persistent`` in the same round. The
+table shows the median of these per-round ratios and the median requests/s.
+
+Each worker checks that the server ran at least as many SELECTs as requests were
+counted, and that the pooled backend never opened more connections than its pool
+allows. The exit status is 0 even when a target is missed: this is a report.
+
+Usage: python bench/request_cycle.py [--seconds S] [--rounds N] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.dbserver import Server, configured_server, test_server  # noqa: E402
+
+THREAD_COUNTS = (1, 16)
+WARMUP_SECONDS = 0.5
+REFERENCE = "persistent"
+# Targets: pooled's time per request relative to persistent, by thread count, and
+# how many times faster than a connection per request it must be.
+MAX_RATIO = {1: 1.15, 16: 1.25}
+MIN_SPEEDUP_OVER_DEFAULT = 4.0
+
+SettingsDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way of configuring Django's database connection."""
+
+    name: str
+    engine: str
+    conn_max_age: int | None
+    # The settings that give the pool one connection per thread, if it is a pool.
+    pool_sizing: Callable[[int], SettingsDict] | None = None
+    # Reported as unavailable, instead of failing the benchmark, if it cannot run.
+    optional: bool = False
+
+
+CONFIGS = (
+    Config(
+        "pooled",
+        "mysqlpool.backends.mysqlpool",
+        0,
+        lambda threads: {"OPTIONS": {"pool": {"pool_size": threads, "max_overflow": 0}}},
+    ),
+    Config(REFERENCE, "django.db.backends.mysql", None),
+    Config("default", "django.db.backends.mysql", 0),
+    Config(
+        "peer",
+        "dj_db_conn_pool.backends.mysql",
+        0,
+        lambda threads: {"POOL_OPTIONS": {"POOL_SIZE": threads, "MAX_OVERFLOW": 0}},
+        optional=True,
+    ),
+)
+CONFIGS_BY_NAME = {config.name: config for config in CONFIGS}
+
+
+# ---------------------------------------------------------------- worker process
+
+
+def database_settings(config: Config, threads: int, server: Server) -> SettingsDict:
+    """The ``DATABASES["default"]`` entry of ``config`` for ``threads`` threads."""
+    if server.host.startswith("/"):
+        raise SystemExit(f"The benchmark runs over TCP, but the server is {server.host!r}.")
+    settings_dict: SettingsDict = {
+        "ENGINE": config.engine,
+        # mysqlclient takes "localhost" to mean the unix socket.
+        "HOST": "127.0.0.1" if server.host == "localhost" else server.host,
+        "PORT": str(server.port),
+        "USER": server.user,
+        "PASSWORD": server.password,
+        "CONN_MAX_AGE": config.conn_max_age,
+    }
+    if threads > 1 and config.pool_sizing is not None:
+        settings_dict.update(config.pool_sizing(threads))
+    return settings_dict
+
+
+def configure_django(settings_dict: SettingsDict) -> None:
+    import django
+    from django.conf import settings
+
+    settings.configure(DATABASES={"default": settings_dict}, USE_TZ=True)
+    django.setup()
+
+
+def request_cycle() -> None:
+    """One request's database work: a query, then Django's end-of-request cleanup."""
+    from django.db import close_old_connections, connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        row = cursor.fetchone()
+    close_old_connections()
+    if row != (1,):
+        raise AssertionError(f"SELECT 1 returned {row!r}")
+
+
+@dataclass(frozen=True)
+class ThreadCounts:
+    """What one thread did: requests during warmup and timing, and when it ended."""
+
+    warmup: int
+    timed: int
+    finished: float
+
+
+def run_requests(timed_from: float, timed_until: float) -> ThreadCounts:
+    warmup = timed = 0
+    while time.perf_counter() < timed_from:
+        request_cycle()
+        warmup += 1
+    while time.perf_counter() < timed_until:
+        request_cycle()
+        timed += 1
+    return ThreadCounts(warmup, timed, time.perf_counter())
+
+
+def run_threads(threads: int, seconds: float) -> tuple[list[ThreadCounts], float]:
+    """Each thread's counts, and the start of the timed period."""
+    timed_from = time.perf_counter() + WARMUP_SECONDS
+    with ThreadPoolExecutor(max_workers=threads) as executor:
+        futures = [
+            executor.submit(run_requests, timed_from, timed_from + seconds)
+            for _ in range(threads)
+        ]
+        return [future.result() for future in futures], timed_from
+
+
+def server_counters(monitor: Any) -> dict[str, int]:
+    """The server's count of SELECT statements and of connections ever opened."""
+    with monitor.cursor() as cursor:
+        cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_select', 'Connections')")
+        return {name.lower(): int(value) for name, value in cursor.fetchall()}
+
+
+def monitor_connection(settings_dict: SettingsDict) -> Any:
+    import MySQLdb
+
+    return MySQLdb.connect(
+        host=settings_dict["HOST"],
+        port=int(settings_dict["PORT"]),
+        user=settings_dict["USER"],
+        password=settings_dict["PASSWORD"],
+    )
+
+
+def pooled_connections() -> dict[str, int]:
+    """Server connections mysqlpool opened in this process, and its pool's limit."""
+    import mysqlpool
+    from django.db import connection
+
+    config = connection.pool.config
+    return {
+        "connects": int(mysqlpool.get_stats()["default"]["connects"]),
+        "pool_limit": config.argument("pool_size") + config.argument("max_overflow"),
+    }
+
+
+def failed_checks(result: dict[str, Any]) -> list[str]:
+    failures = []
+    requests = result["requests"] + result["warmup_requests"]
+    if result["server_selects"] < requests:
+        failures.append(
+            f"the server ran {result['server_selects']} SELECTs for {requests} requests"
+        )
+    if "connects" in result and result["connects"] > result["pool_limit"]:
+        failures.append(
+            f"mysqlpool opened {result['connects']} connections, over its limit "
+            f"of {result['pool_limit']}"
+        )
+    return failures
+
+
+def measure(config: Config, threads: int, seconds: float) -> dict[str, Any]:
+    """Time request cycles of ``config`` in ``threads`` threads for ``seconds``."""
+    server = configured_server()
+    if server is None:
+        raise SystemExit("worker mode needs the server in MYSQLPOOL_TEST_* variables")
+    settings_dict = database_settings(config, threads, server)
+    configure_django(settings_dict)
+    # Loads the backend and opens a first connection before anything is counted.
+    request_cycle()
+    with closing(monitor_connection(settings_dict)) as monitor:
+        before = server_counters(monitor)
+        counts, timed_from = run_threads(threads, seconds)
+        after = server_counters(monitor)
+    elapsed = max(count.finished for count in counts) - timed_from
+    requests = sum(count.timed for count in counts)
+    result: dict[str, Any] = {
+        "config": config.name,
+        "threads": threads,
+        "seconds": elapsed,
+        "requests": requests,
+        "warmup_requests": sum(count.warmup for count in counts),
+        "requests_per_second": requests / elapsed,
+        "server_selects": after["com_select"] - before["com_select"],
+        "server_connections": after["connections"] - before["connections"],
+    }
+    if config.name == "pooled":
+        result.update(pooled_connections())
+    result["failed_checks"] = failed_checks(result)
+    return result
+
+
+def worker(config_name: str, threads: int, seconds: float) -> dict[str, Any]:
+    config = CONFIGS_BY_NAME[config_name]
+    try:
+        return measure(config, threads, seconds)
+    except Exception as error:
+        if not config.optional:
+            raise
+        return {"config": config.name, "threads": threads, "unavailable": f"{type(error).__name__}: {error}"}
+
+
+# ---------------------------------------------------------------- driver process
+
+
+def run_worker(server: Server, config: str, threads: int, seconds: float) -> dict[str, Any]:
+    """Measure one configuration in a fresh process; its result is stdout's last line."""
+    command = [sys.executable, __file__, "worker", config, str(threads), str(seconds)]
+    completed = subprocess.run(
+        command,
+        env={**os.environ, **server.environ()},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=False,
+    )
+    sys.stderr.write(completed.stderr)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed with exit status {completed.returncode}")
+    result: dict[str, Any] = json.loads(completed.stdout.splitlines()[-1])
+    return result
+
+
+def rotated(names: Sequence[str], offset: int) -> list[str]:
+    offset %= len(names)
+    return [*names[offset:], *names[:offset]]
+
+
+# Per thread count, per round: each configuration's worker result.
+Runs = dict[int, list[dict[str, dict[str, Any]]]]
+
+
+def run_rounds(server: Server, seconds: float, rounds: int) -> Runs:
+    names = [config.name for config in CONFIGS]
+    runs: Runs = {threads: [] for threads in THREAD_COUNTS}
+    unavailable: set[str] = set()
+    for round_index in range(rounds):
+        for threads in THREAD_COUNTS:
+            results = {}
+            for name in rotated(names, round_index):
+                if name in unavailable:
+                    continue
+                result = run_worker(server, name, threads, seconds)
+                if "unavailable" in result:
+                    unavailable.add(name)
+                results[name] = result
+            runs[threads].append(results)
+            progress = ", ".join(
+                f"{name} {result.get('requests_per_second', 0):,.0f}/s"
+                for name, result in results.items()
+            )
+            print(f"round {round_index + 1}/{rounds}, {threads:2} threads: {progress}", file=sys.stderr)
+    return runs
+
+
+@dataclass
+class Row:
+    """One configuration at one thread count, summed up over the rounds."""
+
+    threads: int
+    config: str
+    requests_per_second: float | None = None
+    ratio: float | None = None
+    round_rates: list[float] = field(default_factory=list)
+    round_ratios: list[float] = field(default_factory=list)
+    unavailable: str | None = None
+    failed_checks: list[str] = field(default_factory=list)
+
+
+def summarize(threads: int, name: str, rounds: list[dict[str, dict[str, Any]]]) -> Row:
+    row = Row(threads, name)
+    for results in rounds:
+        result = results.get(name) or {}
+        if "unavailable" in result:
+            row.unavailable = result["unavailable"]
+        if "requests_per_second" not in result:
+            continue
+        rate = result["requests_per_second"]
+        row.round_rates.append(rate)
+        # Time per request relative to the reference: the inverse ratio of rates.
+        row.round_ratios.append(results[REFERENCE]["requests_per_second"] / rate)
+        row.failed_checks += result["failed_checks"]
+    if row.round_rates:
+        row.requests_per_second = statistics.median(row.round_rates)
+        row.ratio = statistics.median(row.round_ratios)
+    return row
+
+
+def summarize_all(runs: Runs) -> list[Row]:
+    return [
+        summarize(threads, config.name, runs[threads])
+        for threads in THREAD_COUNTS
+        for config in CONFIGS
+    ]
+
+
+@dataclass(frozen=True)
+class Target:
+    description: str
+    value: float
+    limit: float
+    met: bool
+
+
+def targets(rows: list[Row]) -> list[Target]:
+    by_key = {(row.threads, row.config): row for row in rows}
+    found = []
+    for threads in THREAD_COUNTS:
+        pooled, default = by_key[threads, "pooled"], by_key[threads, "default"]
+        assert pooled.ratio is not None
+        found.append(
+            Target(f"pooled/persistent at {threads} thread(s)", pooled.ratio, MAX_RATIO[threads], pooled.ratio <= MAX_RATIO[threads])
+        )
+        speedup = statistics.median(p / d for p, d in zip(pooled.round_rates, default.round_rates))
+        found.append(
+            Target(f"pooled/default speedup at {threads} thread(s)", speedup, MIN_SPEEDUP_OVER_DEFAULT, speedup >= MIN_SPEEDUP_OVER_DEFAULT)
+        )
+    return found
+
+
+def table(rows: list[Row]) -> str:
+    lines = [f"{'threads':>7}  {'config':<10}  {'req/s':>8}  {'ratio':>6}  per-round ratios"]
+    for row in rows:
+        prefix = f"{row.threads:>7}  {row.config:<10}"
+        if row.ratio is None:
+            lines.append(f"{prefix}  unavailable: {row.unavailable}")
+            continue
+        ratios = " ".join(f"{ratio:.2f}" for ratio in row.round_ratios)
+        lines.append(f"{prefix}  {row.requests_per_second:>8,.0f}  {row.ratio:>5.2f}x  {ratios}")
+    return "\n".join(lines)
+
+
+def checks_line(rows: list[Row], runs: Runs) -> str:
+    failures = [f"{row.threads} thread(s) {row.config}: {failure}" for row in rows for failure in row.failed_checks]
+    if failures:
+        return "Sanity checks FAILED:\n  " + "\n  ".join(failures)
+    pooled = [
+        f"{results['pooled']['connects']} of {results['pooled']['pool_limit']}"
+        for rounds in runs.values()
+        for results in rounds
+    ]
+    return (
+        "Sanity checks passed: the server ran every request counted; mysqlpool's "
+        f"connections opened / pool limit, per run: {', '.join(pooled)}"
+    )
+
+
+def verdict(found: list[Target]) -> str:
+    parts = [
+        f"{target.description} {target.value:.2f}x "
+        f"({'<=' if 'persistent' in target.description else '>='} {target.limit:g}: "
+        f"{'met' if target.met else 'MISSED'})"
+        for target in found
+    ]
+    met = all(target.met for target in found)
+    return f"Targets {'met' if met else 'NOT met'}: " + "; ".join(parts)
+
+
+def report(server: Server, seconds: float, rounds: int, json_path: Path | None) -> None:
+    started = time.perf_counter()
+    runs = run_rounds(server, seconds, rounds)
+    rows = summarize_all(runs)
+    found = targets(rows)
+    print(
+        f"Request cycle (SELECT 1 + close_old_connections) over TCP to {server.host}:{server.port}; "
+        f"{rounds} rounds of {seconds:g} s per measurement, medians over rounds; "
+        f"ratio = time per request / {REFERENCE}'s in the same round."
+    )
+    print(table(rows))
+    print(checks_line(rows, runs))
+    print(verdict(found))
+    print(f"Ran in {time.perf_counter() - started:.0f} s.")
+    if json_path is not None:
+        document = {
+            "seconds": seconds,
+            "rounds": rounds,
+            "warmup_seconds": WARMUP_SECONDS,
+            "rows": [asdict(row) for row in rows],
+            "targets": [asdict(target) for target in found],
+            "runs": {str(threads): rounds_ for threads, rounds_ in runs.items()},
+        }
+        json_path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per measurement (default 2)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds over all configurations (default 5)")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    commands = parser.add_subparsers(dest="command")
+    worker_parser = commands.add_parser("worker", help="measure one configuration (used internally)")
+    worker_parser.add_argument("config", choices=list(CONFIGS_BY_NAME))
+    worker_parser.add_argument("threads", type=int)
+    worker_parser.add_argument("seconds", type=float)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.command == "worker":
+        print(json.dumps(worker(args.config, args.threads, args.seconds)))
+        return 0
+    with test_server() as server:
+        report(server, args.seconds, args.rounds, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

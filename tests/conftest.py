@@ -1,0 +1,112 @@
+"""Fixtures: pooled wrappers built from the test settings, and a view from the server."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import MySQLdb
+import pytest
+from django.db import connections
+
+from mysqlpool import close_pool, registry
+from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+
+_aliases = itertools.count()
+
+
+class Server:
+    """A connection outside every pool, to watch and disturb the pooled ones."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.database = settings["NAME"]
+        self.conn = MySQLdb.connect(
+            host=settings["HOST"],
+            port=int(settings["PORT"]),
+            user=settings["USER"],
+            password=settings["PASSWORD"],
+            autocommit=True,
+        )
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cursor:
+            cursor.execute(sql, args or None)
+            return list(cursor.fetchall())
+
+    def sessions(self) -> set[int]:
+        """Ids of the server sessions connected to the test database."""
+        rows = self.query(
+            "SELECT id FROM information_schema.processlist WHERE db = %s AND id != CONNECTION_ID()",
+            self.database,
+        )
+        return {row[0] for row in rows}
+
+    def kill(self, session_id: int) -> None:
+        self.query(f"KILL CONNECTION {int(session_id)}")
+
+    def wait_until_gone(self, session_id: int, timeout: float = 10) -> None:
+        """Return once the server no longer lists the session; fail after timeout."""
+        deadline = time.monotonic() + timeout
+        while session_id in self.all_sessions():
+            assert time.monotonic() < deadline, f"session {session_id} still listed"
+            time.sleep(0.01)
+
+    def all_sessions(self) -> set[int]:
+        return {row[0] for row in self.query("SELECT id FROM information_schema.processlist")}
+
+
+@pytest.fixture
+def server(transactional_db: None) -> Iterator[Server]:
+    """The server, with no session on the test database yet."""
+    connections.close_all()
+    close_pool()
+    watcher = Server(connections["default"].settings_dict)
+    for session in watcher.sessions():
+        watcher.wait_until_gone(session)
+    yield watcher
+    watcher.conn.close()
+
+
+@pytest.fixture
+def make_wrapper(transactional_db: None) -> Iterator[Callable[..., DatabaseWrapper]]:
+    """Build pooled wrappers of fresh aliases on the test database.
+
+    Keyword arguments update the settings dict; ``pool`` sets OPTIONS['pool'].
+    Each wrapper gets its own alias, so its pool starts empty.
+    """
+    made: list[DatabaseWrapper] = []
+
+    def make(pool: dict[str, Any] | None = None, **overrides: Any) -> DatabaseWrapper:
+        settings = copy.deepcopy(connections["default"].settings_dict)
+        settings["OPTIONS"] = {**settings["OPTIONS"], "pool": pool or {}}
+        settings.update(overrides)
+        wrapper = DatabaseWrapper(settings, alias=f"pooled{next(_aliases)}")
+        made.append(wrapper)
+        return wrapper
+
+    yield make
+    for wrapper in made:
+        wrapper.close()
+        wrapper.close_pool()
+
+
+def connection_id(wrapper: Any) -> int:
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT CONNECTION_ID()")
+        return int(cursor.fetchone()[0])
+
+
+def request_cycle(wrapper: Any, sql: str = "SELECT 1") -> Any:
+    """What one web request does: a query, then Django's end-of-request close."""
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql)
+        result = cursor.fetchall()
+    wrapper.close_if_unusable_or_obsolete()
+    return result
+
+
+def pool_stats(wrapper: DatabaseWrapper) -> dict[str, Any]:
+    return registry.get_stats()[wrapper.alias]

@@ -1,0 +1,149 @@
+"""Configuration: django-mysqlpool's settings, per-alias overrides, clear errors."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+from sqlalchemy.pool import NullPool, QueuePool
+
+from mysqlpool import ObsoleteSettingWarning
+from mysqlpool.config import pool_config
+from tests.conftest import connection_id, request_cycle
+
+
+def settings_dict(pool: Any = None, **extra: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {} if pool is None else {"pool": pool}
+    return {"CONN_MAX_AGE": 0, "OPTIONS": options, **extra}
+
+
+def test_defaults_are_a_queue_pool_recycling_below_wait_timeout() -> None:
+    config = pool_config("default", settings_dict())
+    assert config.backend is QueuePool
+    assert dict(config.arguments) == {"recycle": 3600}
+    assert config.argument("pool_size") == 5  # SQLAlchemy's own default
+
+
+@override_settings(MYSQLPOOL_BACKEND="QueuePool", MYSQLPOOL_ARGUMENTS={"pool_size": 3, "timeout": 7})
+def test_alias_options_override_process_wide_settings() -> None:
+    config = pool_config("default", settings_dict({"timeout": 2, "max_overflow": 0}))
+    assert dict(config.arguments) == {"recycle": 3600, "pool_size": 3, "timeout": 2, "max_overflow": 0}
+
+
+@override_settings(MYSQLPOOL_BACKEND="QueuePool")
+def test_alias_may_choose_another_backend() -> None:
+    config = pool_config("default", settings_dict({"backend": "NullPool"}))
+    assert config.backend is NullPool
+    assert dict(config.arguments) == {"recycle": 3600}
+
+
+def test_settings_dicts_are_never_mutated() -> None:
+    arguments = {"pool_size": 2, "use_threadlocal": False}
+    given = settings_dict({"timeout": 2, "backend": "QueuePool"})
+    before = (copy.deepcopy(arguments), copy.deepcopy(given))
+    with override_settings(MYSQLPOOL_ARGUMENTS=arguments), pytest.warns(ObsoleteSettingWarning):
+        pool_config("default", given)
+    assert (arguments, given) == before
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        ("QueuPool", "'QueuPool', which is not a pool class of sqlalchemy.pool"),
+        ("StaticPool", "shares one connection between all threads"),
+        ("AsyncAdaptedQueuePool", "asyncio"),
+        (42, "MYSQLPOOL_BACKEND is 42"),
+    ],
+)
+def test_unusable_backend_is_named_with_the_allowed_ones(backend: Any, expected: str) -> None:
+    with override_settings(MYSQLPOOL_BACKEND=backend), pytest.raises(ImproperlyConfigured) as error:
+        pool_config("default", settings_dict())
+    assert expected in str(error.value)
+    assert "QueuePool, NullPool, SingletonThreadPool, AssertionPool" in str(error.value)
+
+
+def test_unknown_argument_is_named_with_the_accepted_ones() -> None:
+    with pytest.raises(ImproperlyConfigured) as error:
+        pool_config("default", settings_dict({"pool_sise": 3}))
+    message = str(error.value)
+    assert "DATABASES['default']['OPTIONS']['pool'] has an unknown argument 'pool_sise'" in message
+    assert "max_overflow, pool_size, pre_ping, recycle, reset_on_return, timeout, use_lifo" in message
+
+
+def test_argument_of_another_backend_is_unknown() -> None:
+    with override_settings(MYSQLPOOL_BACKEND="NullPool"), pytest.raises(ImproperlyConfigured) as error:
+        pool_config("default", settings_dict({"pool_size": 3}))
+    assert "unknown argument 'pool_size' for NullPool" in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["creator", "dialect", "events"])
+def test_arguments_mysqlpool_sets_itself_are_refused(name: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match=f"unknown argument '{name}'"):
+        pool_config("default", settings_dict({name: None}))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("pool_size", -1, "an int >= 0"),
+        ("pool_size", "5", "an int >= 0"),
+        ("pool_size", True, "an int >= 0"),
+        ("max_overflow", -2, "an int >= -1"),
+        ("timeout", 0, "a number of seconds > 0"),
+        ("timeout", "30", "a number of seconds > 0"),
+        ("recycle", 0, "a number of seconds > 0, or -1"),
+        ("pre_ping", 1, "True or False"),
+        ("use_lifo", "yes", "True or False"),
+        ("echo", "info", "True, False or 'debug'"),
+        ("reset_on_return", "rollbak", "'rollback', 'commit', True, False or None"),
+        ("logging_name", "", "a non-empty str"),
+    ],
+)
+def test_bad_value_is_named_with_what_is_allowed(name: str, value: Any, allowed: str) -> None:
+    with override_settings(MYSQLPOOL_ARGUMENTS={name: value}), pytest.raises(ImproperlyConfigured) as error:
+        pool_config("default", settings_dict())
+    assert str(error.value).startswith(f"MYSQLPOOL_ARGUMENTS[{name!r}] is {value!r}; it must be {allowed}")
+
+
+def test_arguments_that_are_not_a_dict_are_refused() -> None:
+    with override_settings(MYSQLPOOL_ARGUMENTS=[("pool_size", 5)]), pytest.raises(ImproperlyConfigured) as error:
+        pool_config("default", settings_dict())
+    assert str(error.value) == (
+        "MYSQLPOOL_ARGUMENTS must be a dict of pool arguments, not list [('pool_size', 5)]."
+    )
+
+
+def test_alias_pool_option_that_is_not_a_dict_is_refused() -> None:
+    with pytest.raises(ImproperlyConfigured) as error:
+        pool_config("default", settings_dict(pool=True))
+    assert str(error.value) == (
+        "DATABASES['default']['OPTIONS']['pool'] must be a dict of pool arguments, not bool True."
+    )
+
+
+@pytest.mark.parametrize("max_age", [None, 60])
+def test_persistent_connections_are_refused(max_age: Any) -> None:
+    with pytest.raises(ImproperlyConfigured) as error:
+        pool_config("default", settings_dict(CONN_MAX_AGE=max_age))
+    assert f"DATABASES['default']['CONN_MAX_AGE'] is {max_age!r}" in str(error.value)
+    assert "set CONN_MAX_AGE to 0" in str(error.value)
+
+
+def test_persistent_connections_fail_the_first_query(make_wrapper: Any) -> None:
+    wrapper = make_wrapper(CONN_MAX_AGE=60)
+    with pytest.raises(ImproperlyConfigured, match="CONN_MAX_AGE"):
+        wrapper.ensure_connection()
+
+
+def test_django_mysqlpool_configuration_works_unchanged(make_wrapper: Any, server: Any) -> None:
+    """The settings block of django-mysqlpool's README, as it was."""
+    old = {"MYSQLPOOL_BACKEND": "QueuePool", "MYSQLPOOL_ARGUMENTS": {"use_threadlocal": False}}
+    with override_settings(**old):
+        wrapper = make_wrapper()
+        with pytest.warns(ObsoleteSettingWarning, match=r"\['use_threadlocal'\] is obsolete and ignored"):
+            first = connection_id(wrapper)
+        wrapper.close()
+        assert request_cycle(wrapper, "SELECT CONNECTION_ID()") == ((first,),)

@@ -1,0 +1,222 @@
+"""Connections are reused across requests and threads, with no extra round trip."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import MySQLdb
+import pytest
+from django.db import OperationalError, connections
+from django.db.backends.base.base import NO_DB_ALIAS
+
+from mysqlpool import PoolTimeout, get_stats, registry
+from mysqlpool.connection import PooledConnection
+from tests.conftest import connection_id, pool_stats, request_cycle
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
+
+
+def questions(wrapper: Any) -> int:
+    """Statements this server session has received, the SHOW itself included."""
+    rows = request_cycle(wrapper, "SHOW SESSION STATUS LIKE 'Questions'")
+    return int(rows[0][1])
+
+
+def test_request_cycles_reuse_one_server_connection(make_wrapper: Any, server: Any) -> None:
+    wrapper = make_wrapper()
+    ids = {request_cycle(wrapper, "SELECT CONNECTION_ID()")[0][0] for _ in range(5)}
+    assert len(ids) == 1
+    assert wrapper.connection is None  # returned after each cycle
+    assert server.sessions() == ids  # and still open on the server
+    stats = pool_stats(wrapper)
+    assert (stats["connects"], stats["checkouts"], stats["open"], stats["idle"]) == (1, 5, 1, 1)
+
+
+def test_a_reused_connection_costs_no_extra_round_trip(make_wrapper: Any) -> None:
+    """Neither session setup on checkout nor a ROLLBACK on return is sent again."""
+    wrapper = make_wrapper()
+    counts = [questions(wrapper) for _ in range(4)]
+    # Each cycle sends exactly one statement: its own SHOW STATUS.
+    assert [b - a for a, b in zip(counts, counts[1:])] == [1, 1, 1]
+
+
+def test_session_is_initialized_like_djangos_backend(make_wrapper: Any) -> None:
+    wrapper = make_wrapper()
+    for _ in range(2):  # on the new connection, then on the reused one
+        rows = request_cycle(wrapper, "SELECT @@tx_isolation, @@autocommit")
+        assert rows == (("READ-COMMITTED", 1),)
+
+
+def test_options_pass_through_to_mysqldb(make_wrapper: Any) -> None:
+    wrapper = make_wrapper(
+        OPTIONS={
+            "pool": {"pool_size": 1},
+            "isolation_level": "repeatable read",
+            "init_command": "SET @marker = 42",
+            "read_timeout": 30,
+        },
+    )
+    rows = request_cycle(wrapper, "SELECT @@tx_isolation, @marker")
+    assert rows == (("REPEATABLE-READ", 42),)
+    assert "pool" not in wrapper.get_connection_params()
+
+
+def test_threads_share_the_pool_within_its_limit(make_wrapper: Any, server: Any) -> None:
+    """Twelve threads, a pool of 2 + 1 overflow: the server never sees more than 3."""
+    settings = make_wrapper(pool={"pool_size": 2, "max_overflow": 1, "timeout": 30}).settings_dict
+    alias = f"threads{id(settings)}"
+    start = threading.Barrier(12)
+    peak: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+
+        wrapper = DatabaseWrapper(settings, alias=alias)
+        try:
+            start.wait()
+            for _ in range(20):
+                request_cycle(wrapper, "SELECT SLEEP(0.001)")
+            peak.append(pool_stats(wrapper)["connects"])
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            wrapper.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        stats = get_stats()[alias]
+        assert stats["checkouts"] == 240
+        assert stats["connects"] <= 3
+        assert len(server.sessions()) <= 3
+        assert stats["checked_out"] == 0
+    finally:
+        registry.dispose(alias)
+
+
+def test_a_plain_mysql_alias_in_the_same_process_is_untouched(make_wrapper: Any, server: Any) -> None:
+    pooled = make_wrapper()
+    request_cycle(pooled)
+    plain = connections["plain"]
+    plain.ensure_connection()
+    assert type(plain.connection) is MySQLdb.connections.Connection
+    session = connection_id(plain)
+    plain.close()
+    server.wait_until_gone(session)  # Django's backend really closed it
+    assert "plain" not in get_stats()
+
+
+def test_pooled_connections_are_pooled_connection_objects(make_wrapper: Any) -> None:
+    wrapper = make_wrapper()
+    wrapper.ensure_connection()
+    assert isinstance(wrapper.connection, PooledConnection)
+
+
+def test_no_database_connections_of_the_test_runner_bypass_the_pool(make_wrapper: Any) -> None:
+    settings = {**make_wrapper().settings_dict, "NAME": None}
+    from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+
+    nodb = DatabaseWrapper(settings, alias=NO_DB_ALIAS)
+    with nodb.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    nodb.close()
+    assert NO_DB_ALIAS not in get_stats()
+
+
+def test_an_exhausted_pool_raises_a_django_operational_error(make_wrapper: Any) -> None:
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 0.2})
+    holder.ensure_connection()
+    waiter = type(holder)(holder.settings_dict, alias=holder.alias)
+    with pytest.raises(PoolTimeout) as error:
+        waiter.ensure_connection()
+    assert isinstance(error.value, OperationalError)
+    message = str(error.value)
+    assert f"database alias {holder.alias!r}" in message and "timeout=0.2s" in message
+    assert "pool_size=1 + max_overflow=0" in message
+    stats = pool_stats(holder)
+    assert (stats["waits"], stats["timeouts"]) == (1, 1)
+    assert stats["wait_time"] >= 0.2
+    holder.close()
+    request_cycle(waiter)  # the pool works once the connection is back
+
+
+def test_a_waiting_thread_gets_the_connection_when_it_is_returned(make_wrapper: Any) -> None:
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 30})
+    first = connection_id(holder)
+    got: list[int] = []
+
+    def wait_for_a_connection() -> None:
+        waiter = type(holder)(holder.settings_dict, alias=holder.alias)
+        got.append(connection_id(waiter))
+        waiter.close()
+
+    thread = threading.Thread(target=wait_for_a_connection)
+    thread.start()
+    while pool_stats(holder)["waits"] == 0:  # the thread is now blocked in the pool
+        thread.join(0.005)
+    holder.close()
+    thread.join()
+    assert got == [first]
+
+
+def test_a_failed_connect_raises_a_django_operational_error(make_wrapper: Any) -> None:
+    wrapper = make_wrapper(PORT="1")  # nothing listens on port 1
+    with pytest.raises(OperationalError) as error:
+        wrapper.ensure_connection()
+    assert error.value.args[0] == 2002 or error.value.args[0] == 2003
+    assert pool_stats(wrapper)["connects"] == 0
+
+
+def test_pools_are_created_once_per_alias_by_racing_threads(make_wrapper: Any) -> None:
+    settings = make_wrapper().settings_dict
+    alias = f"race{id(settings)}"
+    start = threading.Barrier(8)
+    pools: list[Any] = []
+
+    def first_use() -> None:
+        from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+
+        wrapper = DatabaseWrapper(settings, alias=alias)
+        start.wait()
+        pools.append(wrapper.pool)
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert len({id(pool) for pool in pools}) == 1
+    finally:
+        registry.dispose(alias)
+
+
+def test_null_pool_opens_and_closes_a_connection_per_request(make_wrapper: Any, server: Any) -> None:
+    wrapper = make_wrapper(pool={"backend": "NullPool"})
+    first = request_cycle(wrapper, "SELECT CONNECTION_ID()")[0][0]
+    server.wait_until_gone(first)
+    second = request_cycle(wrapper, "SELECT CONNECTION_ID()")[0][0]
+    assert first != second
+    assert pool_stats(wrapper)["connects"] == 2
+
+
+def test_pre_ping_stays_available(make_wrapper: Any) -> None:
+    wrapper = make_wrapper(pool={"pre_ping": True})
+    ids = {request_cycle(wrapper, "SELECT CONNECTION_ID()")[0][0] for _ in range(3)}
+    assert len(ids) == 1
+
+
+def test_recycle_replaces_connections_older_than_it(make_wrapper: Any) -> None:
+    wrapper = make_wrapper(pool={"recycle": 0.2})
+    first = connection_id(wrapper)
+    wrapper.close()
+    time.sleep(0.3)  # the connection is now older than recycle: no race, just age
+    assert connection_id(wrapper) != first
+    assert pool_stats(wrapper)["connects"] == 2
