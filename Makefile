@@ -8,16 +8,21 @@ DJANGO ?= Django>=5.2,<5.3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test pytest django-tests bench matrix clean
+.PHONY: test lint pytest django-tests bench matrix clean
 
 $(STAMP): pyproject.toml setup.py scripts/system-deps.sh Makefile
 	scripts/system-deps.sh "$(PYTHON)"
 	"$(PYTHON)" -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]' '$(DJANGO)'
+	$(BIN)/python -m pip install -q -e '.[test,lint]' '$(DJANGO)'
 	echo '$(DJANGO)' > $@
 
-test: pytest django-tests
+test: lint pytest django-tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check mysqlpool tests conftest.py
+	$(BIN)/mypy
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest

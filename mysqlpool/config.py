@@ -52,8 +52,7 @@ UNSUITABLE_BACKENDS: Mapping[str, str] = MappingProxyType(
 # old configuration works unchanged, warned about, and dropped.
 OBSOLETE_ARGUMENTS: Mapping[str, str] = MappingProxyType(
     {
-        "use_threadlocal": "SQLAlchemy 1.4 removed it; Django already gives each "
-        "thread its own connection",
+        "use_threadlocal": "SQLAlchemy 1.4 removed it; Django already gives each thread its own connection",
     }
 )
 
@@ -150,9 +149,7 @@ def pool_config(alias: str, settings_dict: Mapping[str, Any]) -> PoolConfig:
             f"not {type(global_arguments).__name__} {global_arguments!r}."
         )
     arguments = {
-        name: value
-        for name, value in DEFAULT_ARGUMENTS.items()
-        if name in accepted_arguments(backend)
+        name: value for name, value in DEFAULT_ARGUMENTS.items() if name in accepted_arguments(backend)
     }
     sources = [
         (ARGUMENTS_SETTING, global_arguments),
@@ -227,8 +224,6 @@ def _validated_arguments(
             )
         is_valid, allowed = _VALIDATORS[name]
         if not is_valid(value):
-            raise ImproperlyConfigured(
-                f"{source}[{name!r}] is {value!r}; it must be {allowed}."
-            )
+            raise ImproperlyConfigured(f"{source}[{name!r}] is {value!r}; it must be {allowed}.")
         arguments[name] = value
     return arguments

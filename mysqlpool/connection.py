@@ -48,7 +48,7 @@ _capsule_pointer.argtypes = (ctypes.py_object, ctypes.c_char_p)
 _capsule_pointer.restype = ctypes.c_void_p
 
 
-class PooledConnection(Connection):  # type: ignore[misc]
+class PooledConnection(Connection):
     """A MySQLdb connection that answers the pool's questions locally."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -61,7 +61,8 @@ class PooledConnection(Connection):  # type: ignore[misc]
         """The MYSQL* handle, if the server status can be read through it."""
         if _mariadb_get_info is None or not hasattr(self, "_get_native_connection"):
             return None
-        pointer: int = _capsule_pointer(self._get_native_connection(), _CAPSULE_NAME)
+        native = self._get_native_connection()  # type: ignore[no-untyped-call]
+        pointer: int = _capsule_pointer(native, _CAPSULE_NAME)
         if _mariadb_get_info(pointer, _MARIADB_CONNECTION_SERVER_STATUS, self._status_ref) != b"\x00":
             return None
         return pointer
@@ -69,7 +70,7 @@ class PooledConnection(Connection):  # type: ignore[misc]
     def server_hung_up(self) -> bool:
         """True if the server closed this idle connection, or sent it anything."""
         poller = select.poll()
-        poller.register(self.fileno(), _HUNG_UP)
+        poller.register(self.fileno(), _HUNG_UP)  # type: ignore[no-untyped-call]
         return bool(poller.poll(0))
 
     def in_transaction(self) -> bool:

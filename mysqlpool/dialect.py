@@ -14,7 +14,7 @@ import MySQLdb
 from sqlalchemy.dialects.mysql.mysqldb import MySQLDialect_mysqldb
 
 
-class PoolDialect(MySQLDialect_mysqldb):  # type: ignore[misc]
+class PoolDialect(MySQLDialect_mysqldb):
     """MySQLdb dialect whose reset-on-return costs nothing on a clean connection."""
 
     def __init__(self) -> None:
@@ -23,12 +23,15 @@ class PoolDialect(MySQLDialect_mysqldb):  # type: ignore[misc]
     def do_rollback(self, dbapi_connection: Any) -> None:
         # Called with the pool's proxy, which forwards to PooledConnection.
         if dbapi_connection.in_transaction():
-            super().do_rollback(dbapi_connection)
+            super().do_rollback(dbapi_connection)  # type: ignore[no-untyped-call]
 
     def do_commit(self, dbapi_connection: Any) -> None:
         if dbapi_connection.in_transaction():
-            super().do_commit(dbapi_connection)
+            super().do_commit(dbapi_connection)  # type: ignore[no-untyped-call]
 
     def is_disconnect_error(self, error: BaseException) -> bool:
         """True if ``error`` means the connection can never be used again."""
-        return bool(self.is_disconnect(error, None, None))
+        # MySQLdb's errors are the DBAPI errors SQLAlchemy's protocol describes.
+        return isinstance(error, MySQLdb.Error) and bool(
+            self.is_disconnect(error, None, None)  # type: ignore[arg-type]
+        )

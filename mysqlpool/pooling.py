@@ -8,11 +8,10 @@ Django errors, and every step is counted.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event
 from sqlalchemy import exc as sqla_exc
@@ -46,8 +45,9 @@ class AliasPool:
         self.disposed = False
         self.target = {k: connect_params[k] for k in _SHOWN_PARAMS if k in connect_params}
         self._may_wait = issubclass(config.backend, QueuePool) and config.argument("max_overflow") != -1
+        self._connect_params = dict(connect_params)
         self._pool = config.backend(
-            creator=functools.partial(self._connect, dict(connect_params)),
+            creator=self._connect,
             dialect=self.dialect,
             **config.arguments,
         )
@@ -63,8 +63,8 @@ class AliasPool:
     def __repr__(self) -> str:
         return f"<AliasPool {self.alias!r} {self.config.backend_name} {self.target}>"
 
-    def _connect(self, params: dict[str, Any]) -> PooledConnection:
-        connection = PooledConnection(**params)
+    def _connect(self) -> Any:
+        connection = PooledConnection(**self._connect_params)
         self.stats.add(stats.CONNECTS)
         return connection
 
@@ -87,7 +87,7 @@ class AliasPool:
         # A reused connection the server hung up on while it sat idle is replaced
         # here, so the user never sees the error. Each pass discards one dead
         # connection, so the loop ends once the pool has no dead idle ones left.
-        while fairy.info.get(INITIALIZED) and fairy.dbapi_connection.server_hung_up():
+        while fairy.info.get(INITIALIZED) and cast(PooledConnection, fairy.dbapi_connection).server_hung_up():
             fairy.invalidate(ConnectionResetError("the server closed the idle connection"))
             fairy = self._get()
         return fairy

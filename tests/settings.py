@@ -25,7 +25,9 @@ def _database(engine: str, name: str, **extra: object) -> dict:
 
 POOLED = "mysqlpool.backends.mysqlpool"
 DATABASES = {
-    "default": _database(POOLED, "mysqlpool", OPTIONS={"pool": {"pool_size": 4, "max_overflow": 2, "timeout": 5}}),
+    "default": _database(
+        POOLED, "mysqlpool", OPTIONS={"pool": {"pool_size": 4, "max_overflow": 2, "timeout": 5}}
+    ),
     "other": _database(POOLED, "mysqlpool_other"),
     # Django's own backend on the same database, to watch the pool from outside.
     "plain": _database("django.db.backends.mysql", "mysqlpool", TEST={"MIRROR": "default"}),

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "othe
 
 
 def make_table(wrapper: Any) -> None:
-    request_cycle(wrapper, "CREATE TABLE IF NOT EXISTS handover (id INT PRIMARY KEY, note VARCHAR(20)) ENGINE=InnoDB")
+    request_cycle(
+        wrapper, "CREATE TABLE IF NOT EXISTS handover (id INT PRIMARY KEY, note VARCHAR(20)) ENGINE=InnoDB"
+    )
     request_cycle(wrapper, "DELETE FROM handover")
 
 
@@ -99,7 +101,9 @@ def test_a_clean_connection_is_returned_without_rollback(make_wrapper: Any) -> N
     assert after == before
 
 
-def test_an_idle_connection_killed_by_the_server_is_replaced_silently(make_wrapper: Any, server: Server) -> None:
+def test_an_idle_connection_killed_by_the_server_is_replaced_silently(
+    make_wrapper: Any, server: Server
+) -> None:
     wrapper = make_wrapper()
     victim = connection_id(wrapper)
     wrapper.close()
@@ -213,7 +217,9 @@ def test_close_pool_closes_idle_connections_and_later_returns(make_wrapper: Any,
     assert connection_id(idle) not in {idle_id, busy_id}  # a new pool, on demand
 
 
-def test_pool_errors_during_concurrent_kills_never_escape_as_other_types(make_wrapper: Any, server: Server) -> None:
+def test_pool_errors_during_concurrent_kills_never_escape_as_other_types(
+    make_wrapper: Any, server: Server
+) -> None:
     """Threads querying while their connections are killed see Django errors only."""
     settings = make_wrapper(pool={"pool_size": 4}).settings_dict
     alias = "killed"

@@ -109,7 +109,10 @@ def test_bad_value_is_named_with_what_is_allowed(name: str, value: Any, allowed:
 
 
 def test_arguments_that_are_not_a_dict_are_refused() -> None:
-    with override_settings(MYSQLPOOL_ARGUMENTS=[("pool_size", 5)]), pytest.raises(ImproperlyConfigured) as error:
+    with (
+        override_settings(MYSQLPOOL_ARGUMENTS=[("pool_size", 5)]),
+        pytest.raises(ImproperlyConfigured) as error,
+    ):
         pool_config("default", settings_dict())
     assert str(error.value) == (
         "MYSQLPOOL_ARGUMENTS must be a dict of pool arguments, not list [('pool_size', 5)]."

@@ -33,7 +33,7 @@ class _Checkout:
         self.fairy = fairy
 
 
-class DisconnectAwareErrorWrapper(DatabaseErrorWrapper):  # type: ignore[misc]
+class DisconnectAwareErrorWrapper(DatabaseErrorWrapper):
     """Django's error translation, plus: a disconnect error discards the connection.
 
     It is discarded before Django sees the error, because mysqlclient keeps
@@ -41,13 +41,15 @@ class DisconnectAwareErrorWrapper(DatabaseErrorWrapper):  # type: ignore[misc]
     process may reuse: a later health check would then poll somebody else's socket.
     """
 
+    wrapper: DatabaseWrapper
+
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         if exc_type is not None:
             self.wrapper.discard_if_disconnected(exc_value)
         super().__exit__(exc_type, exc_value, traceback)
 
 
-class DatabaseWrapper(MySQLDatabaseWrapper):  # type: ignore[misc]
+class DatabaseWrapper(MySQLDatabaseWrapper):
     """Django's MySQL DatabaseWrapper, pooling through SQLAlchemy."""
 
     creation_class = DatabaseCreation
@@ -101,7 +103,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):  # type: ignore[misc]
             # so the object Django keeps is never handed to another thread.
             checkout.pool.checkin(checkout.fairy, discard=self.in_atomic_block)
         elif not self._pooled:
-            super()._close()
+            super()._close()  # type: ignore[misc]  # a private hook django-stubs omits
 
     def is_usable(self) -> bool:
         usable: bool = super().is_usable()

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db.backends.mysql.creation import DatabaseCreation as MySQLDatabaseCreation
 
+from mysqlpool import registry
+
 
 class DatabaseCreation(MySQLDatabaseCreation):
     """Disposes the pool around creating and destroying the test database.
@@ -15,12 +17,13 @@ class DatabaseCreation(MySQLDatabaseCreation):
     connections would keep metadata locks that block the drop.
     """
 
+    # django-stubs leaves these private hooks out, hence the ignores.
     def _create_test_db(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super()._create_test_db(*args, **kwargs)
+            return super()._create_test_db(*args, **kwargs)  # type: ignore[misc]
         finally:
-            self.connection.close_pool()
+            registry.dispose(self.connection.alias)
 
     def _destroy_test_db(self, *args: Any, **kwargs: Any) -> None:
-        self.connection.close_pool()
-        super()._destroy_test_db(*args, **kwargs)
+        registry.dispose(self.connection.alias)
+        super()._destroy_test_db(*args, **kwargs)  # type: ignore[misc]
