@@ -34,9 +34,10 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -r bench/requirements.txt
 	$(BIN)/python bench/request_cycle.py
 
+# pyenv keeps its other interpreters off PATH unless they are selected.
 matrix: $(STAMP)
 	$(BIN)/python -m pip install -q nox
-	$(BIN)/nox
+	PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | tr '\n' ':')" $(BIN)/nox
 
 clean:
 	rm -rf $(VENV) .venv-* .nox .cache build *.egg-info

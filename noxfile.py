@@ -1,0 +1,24 @@
+"""The support matrix: Python 3.10-3.13 with Django 5.2 LTS, and Django 6.0 on 3.12+.
+
+``make matrix`` runs it (it makes pyenv's interpreters visible to nox). Each session
+runs the project's tests and Django's own test suite under the pooled ENGINE.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+
+DJANGO = {"5.2": "Django>=5.2,<5.3", "6.0": "Django>=6.0,<6.1"}
+MATRIX = [(python, "5.2") for python in ("3.10", "3.11", "3.12", "3.13")] + [
+    (python, "6.0") for python in ("3.12", "3.13")
+]
+
+
+@nox.session
+@nox.parametrize(("python", "django"), MATRIX)
+def tests(session: nox.Session, django: str) -> None:
+    session.install("-e", ".[test]", DJANGO[django])
+    session.run("python", "-m", "pytest", *session.posargs)
+    session.run("python", "tests/django_suite.py")
