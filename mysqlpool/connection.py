@@ -56,6 +56,10 @@ class PooledConnection(Connection):
         self._status = ctypes.c_uint()
         self._status_ref = ctypes.byref(self._status)
         self._native = self._native_pointer()
+        # The socket's number is fixed for the connection's life, which ends
+        # before anything else may reuse it: register it once.
+        self._poller = select.poll()
+        self._poller.register(self.fileno(), _HUNG_UP)  # type: ignore[no-untyped-call]
 
     def _native_pointer(self) -> int | None:
         """The MYSQL* handle, if the server status can be read through it."""
@@ -69,9 +73,7 @@ class PooledConnection(Connection):
 
     def server_hung_up(self) -> bool:
         """True if the server closed this idle connection, or sent it anything."""
-        poller = select.poll()
-        poller.register(self.fileno(), _HUNG_UP)  # type: ignore[no-untyped-call]
-        return bool(poller.poll(0))
+        return bool(self._poller.poll(0))
 
     def in_transaction(self) -> bool:
         """True if a transaction may be open, so that a rollback is needed."""

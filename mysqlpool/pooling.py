@@ -37,15 +37,21 @@ _SHOWN_PARAMS = ("host", "port", "unix_socket", "database", "user")
 class AliasPool:
     """The pool of one database alias in this process."""
 
-    def __init__(self, config: PoolConfig, connect_params: Mapping[str, Any]) -> None:
+    def __init__(
+        self, config: PoolConfig, connect_params: Mapping[str, Any], isolation_level: str | None
+    ) -> None:
         self.config = config
         self.alias = config.alias
+        # What every connection of the pool is opened with (password included:
+        # never log or show it) and the isolation level Django sets on it.
+        self.connect_params = dict(connect_params)
+        self.isolation_level = isolation_level
         self.stats = stats.PoolStats()
         self.dialect = PoolDialect()
         self.disposed = False
         self.target = {k: connect_params[k] for k in _SHOWN_PARAMS if k in connect_params}
-        self._may_wait = issubclass(config.backend, QueuePool) and config.argument("max_overflow") != -1
-        self._connect_params = dict(connect_params)
+        self._max_overflow = config.argument("max_overflow")
+        self._may_wait = issubclass(config.backend, QueuePool) and self._max_overflow != -1
         self._pool = config.backend(
             creator=self._connect,
             dialect=self.dialect,
@@ -64,7 +70,7 @@ class AliasPool:
         return f"<AliasPool {self.alias!r} {self.config.backend_name} {self.target}>"
 
     def _connect(self) -> Any:
-        connection = PooledConnection(**self._connect_params)
+        connection = PooledConnection(**self.connect_params)
         self.stats.add(stats.CONNECTS)
         return connection
 
@@ -104,7 +110,7 @@ class AliasPool:
 
     def _exhausted(self) -> bool:
         pool: QueuePool = self._pool  # type: ignore[assignment]
-        return pool.checkedin() == 0 and pool.overflow() >= self.config.argument("max_overflow")
+        return pool.checkedin() == 0 and pool.overflow() >= self._max_overflow
 
     def _checkout_or_timeout(self) -> PoolProxiedConnection:
         try:

@@ -27,9 +27,15 @@ def pool_for(wrapper: DatabaseWrapper) -> AliasPool:
             pool = _pools.get(wrapper.alias)
             if pool is None:
                 config = pool_config(wrapper.alias, wrapper.settings_dict)
-                pool = AliasPool(config, wrapper.get_connection_params())
+                params = wrapper.connection_params_from_settings()
+                pool = AliasPool(config, params, wrapper.isolation_level)
                 _pools[wrapper.alias] = pool
     return pool
+
+
+def existing_pool(alias: str) -> AliasPool | None:
+    """The pool of ``alias`` if this process has created it."""
+    return _pools.get(alias)
 
 
 def close_pool(alias: str | None = None) -> None:

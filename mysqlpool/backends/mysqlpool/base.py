@@ -71,6 +71,16 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         registry.dispose(self.alias)
 
     def get_connection_params(self) -> dict[str, Any]:
+        # Called on every checkout: once the pool exists, its connections are
+        # opened with the parameters it was built from, so reuse them.
+        pool = registry.existing_pool(self.alias) if self._pooled else None
+        if pool is None:
+            return self.connection_params_from_settings()
+        self.isolation_level = pool.isolation_level
+        return pool.connect_params
+
+    def connection_params_from_settings(self) -> dict[str, Any]:
+        """Django's MySQL connection parameters, without the pool's options."""
         params: dict[str, Any] = super().get_connection_params()
         params.pop("pool", None)
         return params
