@@ -28,7 +28,7 @@ def pool_for(wrapper: DatabaseWrapper) -> AliasPool:
             if pool is None:
                 config = pool_config(wrapper.alias, wrapper.settings_dict)
                 params = wrapper.connection_params_from_settings()
-                pool = AliasPool(config, params, wrapper.isolation_level)
+                pool = AliasPool(config, params, wrapper.isolation_level, wrapper.settings_dict)
                 _pools[wrapper.alias] = pool
     return pool
 

@@ -1,11 +1,11 @@
 """Django's MySQL backend, with connections borrowed from a per-process pool.
 
 Only Django's own hooks are overridden: ``get_new_connection()`` checks a
-connection out, ``_close()`` returns it, ``init_connection_state()`` runs once per
-server connection instead of once per checkout, and the error wrapper discards a
-connection the moment it raises a disconnect error. MySQLdb and Django are not
-patched, so an alias on Django's plain MySQL backend in the same process is
-untouched.
+connection out, ``close()``/``_close()`` return it, ``init_connection_state()``
+runs once per server connection instead of once per checkout, and the error
+wrapper discards a connection the moment it raises a disconnect error. MySQLdb and
+Django are not patched, so an alias on Django's plain MySQL backend in the same
+process is untouched.
 """
 
 from __future__ import annotations
@@ -16,21 +16,10 @@ from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLDatabaseWrapper
 from django.db.utils import DatabaseErrorWrapper
 from django.utils.functional import cached_property
-from sqlalchemy.pool import PoolProxiedConnection
 
 from mysqlpool import registry
 from mysqlpool.backends.mysqlpool.creation import DatabaseCreation
-from mysqlpool.pooling import INITIALIZED, AliasPool
-
-
-class _Checkout:
-    """A connection this wrapper borrowed, and the pool it goes back to."""
-
-    __slots__ = ("fairy", "pool")
-
-    def __init__(self, pool: AliasPool, fairy: PoolProxiedConnection) -> None:
-        self.pool = pool
-        self.fairy = fairy
+from mysqlpool.pooling import INITIALIZED, AliasPool, Checkout
 
 
 class DisconnectAwareErrorWrapper(DatabaseErrorWrapper):
@@ -44,8 +33,9 @@ class DisconnectAwareErrorWrapper(DatabaseErrorWrapper):
     wrapper: DatabaseWrapper
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
-        if exc_type is not None:
-            self.wrapper.discard_if_disconnected(exc_value)
+        if exc_type is None:  # the common case, without a second call
+            return
+        self.wrapper.discard_if_disconnected(exc_value)
         super().__exit__(exc_type, exc_value, traceback)
 
 
@@ -56,7 +46,14 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._checkout: _Checkout | None = None
+        self._checkout: Checkout | None = None
+        self._pool: AliasPool | None = None
+        # Set by get_new_connection() when the connection it checked out already
+        # has this wrapper's session settings: connect() then skips setting them.
+        self._session_ready = False
+        # True while close() runs: only then does Django drop self.connection right
+        # after _close(), so only then may the connection go back for reuse.
+        self._closing = False
         # Django's throwaway connections without a database (CREATE/DROP DATABASE
         # in the test runner) are not worth pooling.
         self._pooled = self.alias != NO_DB_ALIAS
@@ -64,18 +61,22 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
     @property
     def pool(self) -> AliasPool:
         """The pool of this alias in this process, created on first use."""
-        return registry.pool_for(self)
+        pool = self._pool
+        if pool is None or pool.disposed:
+            pool = self._pool = registry.pool_for(self)
+        return pool
 
     def close_pool(self) -> None:
         """Dispose this alias's pool (Celery calls this in forked workers)."""
         registry.dispose(self.alias)
 
     def get_connection_params(self) -> dict[str, Any]:
-        # Called on every checkout: once the pool exists, its connections are
-        # opened with the parameters it was built from, so reuse them.
-        pool = registry.existing_pool(self.alias) if self._pooled else None
-        if pool is None:
+        # Called on every checkout. The pool's connections are opened with the
+        # parameters it was built from; a wrapper with other settings (a copy())
+        # still has its own validated, as with Django's backend.
+        if not self._pooled or self.pool.settings_dict is not self.settings_dict:
             return self.connection_params_from_settings()
+        pool = self.pool
         self.isolation_level = pool.isolation_level
         return pool.connect_params
 
@@ -88,30 +89,50 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         if not self._pooled:
             return super().get_new_connection(conn_params)
-        pool = self.pool
-        fairy = pool.checkout()
-        self._checkout = _Checkout(pool, fairy)
-        return fairy.dbapi_connection
+        checkout = self._checkout = self.pool.checkout()
+        session = checkout.record.info.get(INITIALIZED)  # type: ignore[union-attr]
+        self._session_ready = session == self._session_settings()
+        return checkout.connection
+
+    def _session_settings(self) -> tuple[str | None]:
+        # What init_connection_state() sets that may differ between wrappers of an
+        # alias (a copy() with other OPTIONS); SQL_AUTO_IS_NULL is the server's. A
+        # tuple, so that it is true even without an isolation level.
+        return (self.isolation_level,)
 
     def init_connection_state(self) -> None:
-        checkout = self._checkout
-        if checkout is None:
-            super().init_connection_state()
+        # The session settings outlive a checkout: connect() need not set them again
+        # on a connection that has them. Any other call sets them, as Django does.
+        ready, self._session_ready = self._session_ready, False
+        if ready:
             return
-        # The session settings (isolation level, SQL_AUTO_IS_NULL) are the same for
-        # every connection of the alias and outlive a checkout: set them once.
-        info = checkout.fairy.info
-        if not info.get(INITIALIZED):
-            super().init_connection_state()
-            info[INITIALIZED] = True
+        super().init_connection_state()
+        record = self._checkout.record if self._checkout is not None else None
+        if record is not None:
+            record.info[INITIALIZED] = self._session_settings()
+
+    def _set_autocommit(self, autocommit: bool) -> None:
+        # On a reused connection autocommit is already on: skip Django's error
+        # wrapping and mysqlclient's method around a check it makes anyway.
+        if self.connection.get_autocommit() != autocommit:
+            super()._set_autocommit(autocommit)
+
+    def close(self) -> None:
+        self._closing = True
+        try:
+            super().close()
+        finally:
+            self._closing = False
 
     def _close(self) -> None:
         checkout, self._checkout = self._checkout, None
         if checkout is not None:
-            # Closed inside atomic(), Django keeps self.connection and expects it
-            # closed, with the transaction rolled back by the server: discard it,
-            # so the object Django keeps is never handed to another thread.
-            checkout.pool.checkin(checkout.fairy, discard=self.in_atomic_block)
+            # Closed inside atomic(), or through _close() alone, Django keeps
+            # self.connection and expects it closed (with the transaction rolled
+            # back by the server): discard it, so the object Django keeps is dead
+            # and never handed to another thread.
+            reusable = self._closing and not self.in_atomic_block
+            checkout.pool.checkin(checkout, discard=not reusable)
         elif not self._pooled:
             super()._close()  # type: ignore[misc]  # a private hook django-stubs omits
 
@@ -136,4 +157,4 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         # like any dead connection, until close() clears it.
         checkout, self._checkout = self._checkout, None
         if checkout is not None:
-            checkout.pool.invalidate(checkout.fairy, error)
+            checkout.pool.invalidate(checkout, error)
