@@ -115,7 +115,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         # On a reused connection autocommit is already on: skip Django's error
         # wrapping and mysqlclient's method around a check it makes anyway.
         if self.connection.get_autocommit() != autocommit:
-            super()._set_autocommit(autocommit)
+            super()._set_autocommit(autocommit)  # type: ignore[misc]  # omitted by django-stubs
 
     def close(self) -> None:
         self._closing = True
