@@ -74,9 +74,9 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         # Called on every checkout. The pool's connections are opened with the
         # parameters it was built from; a wrapper with other settings (a copy())
         # still has its own validated, as with Django's backend.
-        if not self._pooled or self.pool.settings_dict is not self.settings_dict:
+        pool = self.pool if self._pooled else None
+        if pool is None or pool.settings_dict is not self.settings_dict:
             return self.connection_params_from_settings()
-        pool = self.pool
         self.isolation_level = pool.isolation_level
         return pool.connect_params
 
