@@ -1,4 +1,4 @@
-"""Fixtures: pooled wrappers built from the test settings, and a view from the server."""
+"""Fixtures: the server, pooled wrappers built from the test settings, a view from outside."""
 
 from __future__ import annotations
 
@@ -10,12 +10,33 @@ from typing import Any
 
 import MySQLdb
 import pytest
+from django.conf import settings
 from django.db import connections
 
 from mysqlpool import close_pool, registry
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+from tests import dbserver
 
 _aliases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def database_server() -> Iterator[dbserver.Server]:
+    """The MariaDB server of the run: MYSQLPOOL_TEST_HOST's, or a throwaway one."""
+    with dbserver.test_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(database_server: dbserver.Server) -> None:
+    """pytest-django's hook to point the settings at the server before the test databases."""
+    for database in settings.DATABASES.values():
+        database.update(
+            HOST=database_server.host,
+            PORT=database_server.port,
+            USER=database_server.user,
+            PASSWORD=database_server.password,
+        )
 
 
 class Server:

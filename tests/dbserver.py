@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import MySQLdb
 from mirakuru import TCPExecutor
 from port_for import get_port
 
@@ -92,8 +93,6 @@ def throwaway_server() -> Iterator[Server]:
     """Start a private MariaDB server in a temporary directory; stop and remove it."""
     base = Path(tempfile.mkdtemp(prefix="mysqlpool-db-"))
     datadir = base / "data"
-    port = get_port(None)
-    assert port is not None
     subprocess.run(
         [
             _which("mariadb-install-db", "mysql_install_db"),
@@ -106,27 +105,57 @@ def throwaway_server() -> Iterator[Server]:
         check=True,
         capture_output=True,
     )
-    command = [
-        _which("mariadbd", "mysqld"),
-        "--no-defaults",
-        "--user=root",
-        f"--datadir={datadir}",
-        f"--port={port}",
-        "--bind-address=127.0.0.1",
-        f"--socket={base / 'server.sock'}",
-        f"--pid-file={base / 'server.pid'}",
-        f"--log-error={base / 'server.log'}",
-        *_SERVER_OPTIONS,
-    ]
-    # The server logs to server.log; what it prints before opening it is noise.
-    executor = TCPExecutor(
-        command, host="127.0.0.1", port=port, timeout=60, shell=False, stderr=subprocess.DEVNULL
-    )
     try:
-        with executor:
-            yield Server(host="127.0.0.1", port=port, user="root", password="")
+        executor, server = _start(base, datadir)
+        try:
+            yield server
+        finally:
+            executor.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _start(base: Path, datadir: Path, attempts: int = 5) -> tuple[TCPExecutor, Server]:
+    """Start mariadbd on a free port, and make sure the port answers with it.
+
+    Another run may take the same free port between our choice and the server's
+    bind; its server would then answer our checks. Asking for the datadir tells.
+    """
+    for _ in range(attempts):
+        port = get_port(None)
+        assert port is not None
+        command = [
+            _which("mariadbd", "mysqld"),
+            "--no-defaults",
+            "--user=root",
+            f"--datadir={datadir}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={base / 'server.sock'}",
+            f"--pid-file={base / 'server.pid'}",
+            f"--log-error={base / 'server.log'}",
+            *_SERVER_OPTIONS,
+        ]
+        # The server logs to server.log; what it prints before opening it is noise.
+        executor = TCPExecutor(
+            command, host="127.0.0.1", port=port, timeout=60, shell=False, stderr=subprocess.DEVNULL
+        )
+        executor.start()
+        server = Server(host="127.0.0.1", port=port, user="root", password="")
+        if _datadir(server) == datadir and executor.running():
+            return executor, server
+        executor.stop()
+    raise RuntimeError(f"could not start mariadbd on a free port in {attempts} attempts; see {base}")
+
+
+def _datadir(server: Server) -> Path | None:
+    try:
+        connection = MySQLdb.connect(host=server.host, port=server.port, user=server.user)
+    except MySQLdb.OperationalError:  # another server, with other accounts
+        return None
+    with contextlib.closing(connection), connection.cursor() as cursor:
+        cursor.execute("SELECT @@datadir")
+        return Path(cursor.fetchone()[0])
 
 
 @contextlib.contextmanager

@@ -1,8 +1,9 @@
-"""Django settings of the test suite: pooled aliases and a plain one, one server."""
+"""Django settings of the test suite: pooled aliases and a plain one, one server.
 
-import os
-
-from tests.dbserver import ENV_HOST, ENV_PASSWORD, ENV_PORT, ENV_USER
+Where the server is comes from the ``database_server`` fixture (tests/conftest.py),
+which starts a throwaway server unless MYSQLPOOL_TEST_HOST names one: the HOST
+below is a placeholder that fails loudly if anything connects before that.
+"""
 
 SECRET_KEY = "mysqlpool-tests"
 USE_TZ = True
@@ -10,15 +11,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 INSTALLED_APPS = ["mysqlpool", "tests.testapp"]
 
 
-def _database(engine: str, name: str, **extra: object) -> dict:
+def _database(engine: str, name: str, **extra: object) -> dict[str, object]:
     return {
         "ENGINE": engine,
         "NAME": name,
-        "HOST": os.environ.get(ENV_HOST, "127.0.0.1"),
-        "PORT": os.environ.get(ENV_PORT, "3306"),
-        "USER": os.environ.get(ENV_USER, "root"),
-        "PASSWORD": os.environ.get(ENV_PASSWORD, ""),
-        "TEST": {"NAME": f"test_{name}"},
+        "HOST": "database-server-not-started.invalid",
+        # A server started with --no-defaults defaults to latin1; deployments use utf8mb4.
+        "TEST": {"NAME": f"test_{name}", "CHARSET": "utf8mb4"},
         **extra,
     }
 
