@@ -21,7 +21,7 @@ test: lint pytest django-tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check mysqlpool tests conftest.py
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 pytest: $(STAMP)
