@@ -2,6 +2,9 @@
 
 from mysqlpool.autoclose import auto_close_db
 from mysqlpool.errors import ObsoleteSettingWarning, PoolTimeout
+
+# Importing forking also protects every fork of the process (os.register_at_fork).
+from mysqlpool.forking import fork
 from mysqlpool.registry import close_pool, get_stats
 
 __all__ = [
@@ -9,6 +12,7 @@ __all__ = [
     "PoolTimeout",
     "auto_close_db",
     "close_pool",
+    "fork",
     "get_stats",
 ]
 

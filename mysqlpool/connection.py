@@ -18,8 +18,10 @@ halved the throughput of 16 threads. Neither call can block.
 from __future__ import annotations
 
 import ctypes
+import os
 import select
-from typing import Any
+import weakref
+from typing import Any, ClassVar
 
 from MySQLdb import _mysql
 from MySQLdb.connections import Connection
@@ -62,8 +64,13 @@ _capsule_pointer.restype = ctypes.c_void_p
 class PooledConnection(Connection):
     """A MySQLdb connection that answers the pool's questions locally."""
 
+    # Every one alive in this process, wherever it is (idle in a pool, checked out
+    # by any thread, dropped but not yet collected), for disarm_all() after fork.
+    _alive: ClassVar[weakref.WeakSet[PooledConnection]] = weakref.WeakSet()
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._alive.add(self)
         self._status = ctypes.c_uint()
         self._status_ref = ctypes.byref(self._status)
         self._native = self._native_pointer()
@@ -92,3 +99,31 @@ class PooledConnection(Connection):
             return True
         _mariadb_get_info(self._native, _MARIADB_CONNECTION_SERVER_STATUS, self._status_ref)
         return bool(self._status.value & SERVER_STATUS_IN_TRANS)
+
+    def disarm(self, devnull: int) -> None:
+        """Make this connection, inherited through fork(), harmless to its parent.
+
+        Its socket is shared with the parent process. mysqlclient sends COM_QUIT
+        when the connection is closed or garbage-collected, which would end the
+        parent's session; closing the descriptor instead would free its number for
+        the next socket the child opens, and SQL meant for the server would go
+        there. So /dev/null takes the descriptor's place: the number stays taken,
+        anything written goes nowhere, and reads see the end of the file.
+        """
+        # The number noted at connect: a connection another thread of the parent
+        # was using at the fork stays marked busy, and mysqlclient then refuses
+        # fileno() in the child.
+        if self.open:
+            os.dup2(devnull, self._pollfd.fd, inheritable=False)
+
+    @classmethod
+    def disarm_all(cls) -> int:
+        """Disarm every connection of this process; return how many there were."""
+        connections = list(cls._alive)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            for connection in connections:
+                connection.disarm(devnull)
+        finally:
+            os.close(devnull)
+        return len(connections)

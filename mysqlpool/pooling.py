@@ -56,13 +56,14 @@ class Checkout:
     def __del__(self) -> None:
         # The wrapper was dropped without close(), typically with the thread that
         # owned it. Nobody knows what the connection holds: close it, free the slot.
-        if self.record is not None:
+        if self.record is not None and not self.pool.orphaned:
             logger.warning(
                 "A connection of database alias %r was never returned to its pool; "
                 "closing it. Wrap threads' units of work in auto_close_db.",
                 self.pool.alias,
             )
             self.pool.checkin(self, discard=True)
+        self.record = None
 
 
 class AliasPool:
@@ -86,6 +87,8 @@ class AliasPool:
         self.stats = stats.PoolStats()
         self.dialect = PoolDialect()
         self.disposed = False
+        # Inherited through fork(): nothing of it may be touched again (see orphan()).
+        self.orphaned = False
         self.target = {k: connect_params[k] for k in _SHOWN_PARAMS if k in connect_params}
         self._max_overflow = config.argument("max_overflow")
         self._pre_ping = config.argument("pre_ping")
@@ -179,7 +182,7 @@ class AliasPool:
     def checkin(self, checkout: Checkout, *, discard: bool = False) -> None:
         """Return a connection: reset it, or close it if ``discard`` or it fails to reset."""
         record, checkout.record = checkout.record, None
-        if record is None:
+        if record is None or self.orphaned:
             return
         if discard or self.disposed:
             self._return(record, None)
@@ -199,7 +202,7 @@ class AliasPool:
     def invalidate(self, checkout: Checkout, error: BaseException) -> None:
         """Close a broken connection at once; its slot reconnects when next needed."""
         record, checkout.record = checkout.record, None
-        if record is not None:
+        if record is not None and not self.orphaned:
             self._return(record, error)
 
     def _return(self, record: ConnectionPoolEntry, error: BaseException | None) -> None:
@@ -208,6 +211,15 @@ class AliasPool:
             record.invalidate(error)
         finally:
             self._pool._return_conn(record)
+
+    def orphan(self) -> None:
+        """Abandon this pool in a forked child, whose parent owns its connections.
+
+        Its locks may have been held by another thread of the parent at the fork,
+        and its connections are the parent's: returns to it are dropped, and the
+        connections, disarmed, are left to the garbage collector.
+        """
+        self.orphaned = self.disposed = True
 
     def dispose(self) -> None:
         """Close the idle connections; the checked-out ones close when returned."""

@@ -33,9 +33,14 @@ def pool_for(wrapper: DatabaseWrapper) -> AliasPool:
     return pool
 
 
-def existing_pool(alias: str) -> AliasPool | None:
-    """The pool of ``alias`` if this process has created it."""
-    return _pools.get(alias)
+def orphan_all() -> None:
+    """In a forked child: abandon the parent's pools and start with none."""
+    global _pools, _creation_lock
+    inherited, _pools = _pools, {}
+    # Another thread of the parent may have held the lock at the fork.
+    _creation_lock = threading.Lock()
+    for pool in inherited.values():
+        pool.orphan()
 
 
 def close_pool(alias: str | None = None) -> None:

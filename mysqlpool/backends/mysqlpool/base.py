@@ -136,6 +136,23 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         elif not self._pooled:
             super()._close()  # type: ignore[misc]  # a private hook django-stubs omits
 
+    def forget_inherited_connection(self) -> None:
+        """In a forked child: the connection is the parent's; start afresh.
+
+        Its socket has been disarmed (see PooledConnection.disarm). Inside an
+        ``atomic()`` block the child cannot go on with the parent's transaction: as
+        after close() in a block, queries fail until the block ends.
+        """
+        self._checkout = None
+        self._pool = None
+        if self.connection is None or not self._pooled:
+            return
+        if self.in_atomic_block:
+            self.closed_in_transaction = True
+            self.needs_rollback = True
+        else:
+            self.connection = None
+
     def is_usable(self) -> bool:
         usable: bool = super().is_usable()
         if not usable and self._checkout is not None:

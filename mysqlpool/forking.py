@@ -1,0 +1,50 @@
+"""``fork()``, and what happens in the child of any fork.
+
+django-mysqlpool's README tells of a forked child whose SQL went to a Redis socket.
+With mysqlclient a child can hurt its parent two ways: dropping an inherited
+connection sends COM_QUIT on the parent's socket (close() and garbage collection
+both do), and closing its descriptor frees the number for the next socket the
+child opens, while Django still holds the connection object. So after every fork,
+``os.fork()``, multiprocessing, python-daemon, Celery or gunicorn alike, the child:
+
+1. disarms every pooled connection of the process (idle, or checked out by any
+   thread of the parent): /dev/null takes the place of its socket;
+2. abandons the parent's pools without touching them (their locks may be held by
+   parent threads that do not exist in the child);
+3. resets the forking thread's Django connections, so its first query opens a
+   connection of its own.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.db import connections
+
+from mysqlpool import registry
+from mysqlpool.connection import PooledConnection
+
+
+def fork() -> int:
+    """``os.fork()``, after closing the pools' idle connections.
+
+    0 in the child, the child's pid in the parent; OSError as ``os.fork()``. The
+    child starts with no connection and no pool; the parent reconnects lazily.
+    Connections other threads hold keep working, and close when returned.
+    """
+    registry.close_pool()
+    return os.fork()
+
+
+def _after_fork_in_child() -> None:
+    PooledConnection.disarm_all()
+    registry.orphan_all()
+    if settings.configured:
+        for connection in connections.all(initialized_only=True):
+            forget = getattr(connection, "forget_inherited_connection", None)
+            if forget is not None:
+                forget()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
