@@ -16,3 +16,7 @@ class PoolTimeout(OperationalError):
 
 class ObsoleteSettingWarning(UserWarning):
     """A django-mysqlpool setting that no longer does anything, and is ignored."""
+
+
+class ConnectionBudgetExceeded(OperationalError):
+    """The process's connection budget stayed full for the pool's timeout."""

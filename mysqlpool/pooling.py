@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sqla_exc
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+from sqlalchemy.util.queue import Empty
 
 from mysqlpool import stats
+from mysqlpool.budget import Budget, IdleConnectionReturned
 from mysqlpool.config import PoolConfig
 from mysqlpool.connection import PooledConnection
 from mysqlpool.dialect import PoolDialect
@@ -38,6 +40,10 @@ logger = logging.getLogger("mysqlpool")
 # initialized again nor mistaken for a fresh one. The pool clears record info
 # whenever it replaces the server connection.
 INITIALIZED = "mysqlpool.initialized"
+
+# How long opening a connection waits for room in the budget when the pool class
+# has no timeout of its own (QueuePool's default).
+_DEFAULT_BUDGET_TIMEOUT = 30.0
 
 # Connection parameters that may be logged and shown.
 _SHOWN_PARAMS = ("host", "port", "unix_socket", "database", "user")
@@ -52,6 +58,8 @@ class Checkout:
         self.pool = pool
         self.record: ConnectionPoolEntry | None = record
         self.connection = connection
+        if pool.budget.tracking:
+            pool.budget.hold(id(self), pool.alias)
 
     def __del__(self) -> None:
         # The wrapper was dropped without close(), typically with the thread that
@@ -75,6 +83,8 @@ class AliasPool:
         connect_params: Mapping[str, Any],
         isolation_level: str | None,
         settings_dict: Mapping[str, Any],
+        budget: Budget,
+        neighbours: Callable[[], Iterable[AliasPool]],
     ) -> None:
         self.config = config
         self.alias = config.alias
@@ -84,6 +94,11 @@ class AliasPool:
         self.connect_params = dict(connect_params)
         self.isolation_level = isolation_level
         self.settings_dict = settings_dict
+        # The process's budget, and the pools (this one too) whose idle connections
+        # may make room in it.
+        self.budget = budget
+        self._neighbours = neighbours
+        self._budget_timeout = config.argument("timeout") or _DEFAULT_BUDGET_TIMEOUT
         self.stats = stats.PoolStats()
         self.dialect = PoolDialect()
         self.disposed = False
@@ -95,8 +110,11 @@ class AliasPool:
         self._reset = _reset_action(config.argument("reset_on_return"))
         self._pool = config.backend(creator=self._connect, dialect=self.dialect, **config.arguments)
         self._may_wait = isinstance(self._pool, QueuePool) and self._max_overflow != -1
-        # QueuePool's idle connections, read without a call: empty means a wait.
-        self._idle: Any = self._pool._pool.queue if self._may_wait else ()  # type: ignore[attr-defined]
+        # QueuePool's queue of idle records, and its deque, read without a call:
+        # empty means a wait.
+        queue: Any = getattr(self._pool, "_pool", None) if isinstance(self._pool, QueuePool) else None
+        self._queue = queue
+        self._idle: Any = queue.queue if self._may_wait else ()
         self._count_closes_and_invalidations()
         logger.info(
             "Created %s for database alias %r (%s) with %s",
@@ -110,13 +128,43 @@ class AliasPool:
         return f"<AliasPool {self.alias!r} {self.config.backend_name} {self.target}>"
 
     def _connect(self) -> Any:
-        connection = PooledConnection(**self.connect_params)
+        evictors = [pool.evict_idle for pool in self._neighbours() if pool is not self]
+        self.budget.reserve(self.alias, self._budget_timeout, self._has_idle, evictors)
+        try:
+            connection = PooledConnection(**self.connect_params)
+        except BaseException:
+            self.budget.released()
+            raise
         self.stats.add(stats.CONNECTS)
         return connection
+
+    def _has_idle(self) -> bool:
+        return self._queue is not None and self._queue.qsize() > 0
+
+    def evict_idle(self) -> bool:
+        """Close one idle connection to make room in the budget; False if none."""
+        if self._queue is None or self.orphaned:
+            return False
+        for _ in range(self._queue.qsize()):
+            try:
+                record = self._queue.get(False)
+            except Empty:
+                return False
+            had_connection = record.dbapi_connection is not None
+            try:
+                record.close()  # the slot stays, and reconnects when next needed
+            finally:
+                self._pool._return_conn(record)
+            if had_connection:
+                logger.info("Closed an idle connection of alias %r to make room in the budget", self.alias)
+                return True
+        return False
 
     def _count_closes_and_invalidations(self) -> None:
         def closed(*args: Any) -> None:
             self.stats.add(stats.CLOSES)
+            if not self.orphaned:  # a forked child's budget never counted it
+                self.budget.released()
 
         def invalidated(dbapi_connection: Any, record: Any, error: BaseException | None) -> None:
             self.stats.add(stats.INVALIDATIONS)
@@ -130,11 +178,14 @@ class AliasPool:
         """A healthy connection, waiting up to the pool's timeout for one."""
         self.stats.add(stats.CHECKOUTS)
         while True:
-            # Every call here runs on every request: the common case is inlined.
-            if self._may_wait and not self._idle and self._pool.overflow() >= self._max_overflow:  # type: ignore[attr-defined]
-                record = self._wait_for_record()
-            else:
-                record = self._record_or_timeout()
+            try:
+                # Every call here runs on every request: the common case is inlined.
+                if self._may_wait and not self._idle and self._pool.overflow() >= self._max_overflow:  # type: ignore[attr-defined]
+                    record = self._wait_for_record()
+                else:
+                    record = self._record_or_timeout()
+            except IdleConnectionReturned:
+                continue
             try:
                 # The record, not its public protocol, knows how to (re)connect.
                 connection: PooledConnection = record.get_connection()  # type: ignore[attr-defined]
@@ -142,6 +193,9 @@ class AliasPool:
                     connection.server_hung_up()
                     or (self._pre_ping and not self.dialect._do_ping_w_event(connection))  # type: ignore[arg-type]
                 )
+            except IdleConnectionReturned:
+                self._return(record, None)
+                continue
             except BaseException as error:
                 self._return(record, error)
                 raise
@@ -184,6 +238,8 @@ class AliasPool:
         record, checkout.record = checkout.record, None
         if record is None or self.orphaned:
             return
+        if self.budget.tracking:
+            self.budget.release_hold(id(checkout))
         if discard or self.disposed:
             self._return(record, None)
             return
@@ -203,6 +259,8 @@ class AliasPool:
         """Close a broken connection at once; its slot reconnects when next needed."""
         record, checkout.record = checkout.record, None
         if record is not None and not self.orphaned:
+            if self.budget.tracking:
+                self.budget.release_hold(id(checkout))
             self._return(record, error)
 
     def _return(self, record: ConnectionPoolEntry, error: BaseException | None) -> None:
@@ -231,13 +289,17 @@ class AliasPool:
         """Live figures of the pool: connections open, idle, checked out, overflow."""
         counters = self.stats.get()
         open_connections = self.stats.open_connections()
-        if isinstance(self._pool, QueuePool):
-            idle, overflow = self._pool.checkedin(), max(self._pool.overflow(), 0)
+        if self._queue is not None:
+            # Idle slots whose connection was closed (invalidated, evicted for the
+            # budget) reconnect when next used: only the open ones count as idle.
+            idle = sum(record.dbapi_connection is not None for record in list(self._queue.queue))
+            overflow = max(self._pool.overflow(), 0)  # type: ignore[attr-defined]
         else:
             # NullPool closes what is returned; the others keep no shared idle list
             # that can be read, so count what Django holds as checked out.
             idle, overflow = 0, 0
         return {
+            "budget": self.budget.status(),
             "backend": self.config.backend_name,
             "open": open_connections,
             "idle": idle,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
 
+from mysqlpool.budget import process_budget, start_afresh_in_child
 from mysqlpool.config import pool_config
 from mysqlpool.pooling import AliasPool
 
@@ -28,7 +29,14 @@ def pool_for(wrapper: DatabaseWrapper) -> AliasPool:
             if pool is None:
                 config = pool_config(wrapper.alias, wrapper.settings_dict)
                 params = wrapper.connection_params_from_settings()
-                pool = AliasPool(config, params, wrapper.isolation_level, wrapper.settings_dict)
+                pool = AliasPool(
+                    config,
+                    params,
+                    wrapper.isolation_level,
+                    wrapper.settings_dict,
+                    budget=process_budget(),
+                    neighbours=lambda: list(_pools.values()),
+                )
                 _pools[wrapper.alias] = pool
     return pool
 
@@ -41,6 +49,7 @@ def orphan_all() -> None:
     _creation_lock = threading.Lock()
     for pool in inherited.values():
         pool.orphan()
+    start_afresh_in_child()
 
 
 def close_pool(alias: str | None = None) -> None:

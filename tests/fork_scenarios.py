@@ -39,7 +39,7 @@ def setup(database: str) -> None:
                 "PORT": server.port,
                 "USER": server.user,
                 "PASSWORD": server.password,
-                "OPTIONS": {"pool": {"pool_size": 8, "timeout": 10}},
+                "OPTIONS": {"pool": {"pool_size": 8, "timeout": 5}},
             }
         },
         USE_TZ=True,
@@ -253,6 +253,20 @@ def block_then_leave() -> dict[str, Any]:
     return {"held": held, "after": after, "child": report}
 
 
+def budget_of_the_child() -> dict[str, Any]:
+    """The parent's budget is full when it forks; the child's starts empty."""
+    from django.db import connection
+
+    from mysqlpool import set_budget
+
+    set_budget(1)
+    held = connection_id()  # the parent's whole budget, checked out over the fork
+    report = collect(*in_child(connection_id))
+    after = connection_id()
+    connection.close()
+    return {"held": held, "after": after, "child": report}
+
+
 SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "threads": threads_while_forking,
     "crosstalk": crosstalk,
@@ -260,6 +274,7 @@ SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "grandchildren": grandchildren,
     "atomic": fork_inside_atomic,
     "leave_block": block_then_leave,
+    "budget": budget_of_the_child,
 }
 
 if __name__ == "__main__":

@@ -94,3 +94,11 @@ def test_the_child_of_a_fork_inside_atomic_queries_once_out_of_the_block(
     assert report["child"]["exit_code"] == 0
     assert report["child"]["result"] != report["held"]
     assert report["after"] == report["held"]
+
+
+def test_a_child_starts_with_its_own_empty_budget(database_server: dbserver.Server) -> None:
+    report = run("budget", database_server)
+    child = report["child"]
+    assert child["exit_code"] == 0 and "result" in child, child
+    assert child["result"] != report["held"]
+    assert report["after"] == report["held"]

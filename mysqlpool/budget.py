@@ -1,0 +1,203 @@
+"""The per-process connection budget: at most N server connections, all aliases together.
+
+django-mysqlpool's reason to exist was to cap each process, so that one abusive
+service hits its own limit instead of exhausting the server, and the culprit is easy
+to find. The budget is enforced where connections are opened (the pools' creator),
+so overflow and several aliases cannot exceed it. When it is full, an idle
+connection of another alias is closed to make room; otherwise the opener waits up
+to its pool's timeout, then gets ConnectionBudgetExceeded naming every holder.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from mysqlpool.errors import ConnectionBudgetExceeded
+
+SETTING = "MYSQLPOOL_BUDGET"
+
+# Frames in these directories are the machinery between the user's code and the
+# checkout; the checkout site reported is the first frame outside them.
+_MACHINERY = tuple(
+    str(Path(module.__file__).resolve().parent)
+    for module in (sys.modules["django"], sys.modules["mysqlpool"])
+    if module.__file__
+)
+
+
+class IdleConnectionReturned(Exception):
+    """Raised to the opener instead of waiting: its own pool has an idle connection now.
+
+    Opening a connection while one of the same pool sits idle would close one to
+    open another; the opener's checkout takes the idle one instead.
+    """
+
+
+def validated_limit(value: Any, source: str = SETTING) -> int | None:
+    """``value`` if it is None or a positive int, else ImproperlyConfigured."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise ImproperlyConfigured(f"{source} is {value!r}; it must be None (no budget) or an int > 0.")
+
+
+def checkout_site() -> str:
+    """Where the user's code asked for the connection: file:line in function."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_MACHINERY) and not filename.startswith("<"):
+            return f"{filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "unknown"
+
+
+@dataclass
+class Holder:
+    """Who holds a checked-out connection, since when, and from where."""
+
+    alias: str
+    thread: str = field(default_factory=lambda: threading.current_thread().name)
+    since: float = field(default_factory=time.monotonic)
+    site: str = field(default_factory=checkout_site)
+
+    def describe(self, now: float) -> str:
+        return (
+            f"thread {self.thread!r} holds a connection of alias {self.alias!r} for "
+            f"{now - self.since:.1f}s, checked out at {self.site}"
+        )
+
+
+class Budget:
+    """The connections this process may open, and who holds them."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self.limit: int | None = None
+        # Whether checkouts are recorded (it costs a walk up the stack): a plain
+        # attribute, read on every checkout.
+        self.tracking = False
+        self.open = 0
+        self.waits = 0
+        self.wait_time = 0.0
+        self.timeouts = 0
+        self._holders: dict[int, Holder] = {}
+
+    def set_limit(self, limit: int | None) -> None:
+        with self._condition:
+            self.limit = validated_limit(limit, "the connection budget")
+            self.tracking = self.limit is not None
+            self._condition.notify_all()
+
+    def hold(self, key: int, alias: str) -> None:
+        holder = Holder(alias)
+        with self._condition:
+            self._holders[key] = holder
+
+    def release_hold(self, key: int) -> None:
+        """A checkout ended: its connection may now be idle, so evictable for a waiter."""
+        with self._condition:
+            self._holders.pop(key, None)
+            self._condition.notify_all()
+
+    def reserve(
+        self,
+        alias: str,
+        timeout: float,
+        own_idle: Callable[[], bool],
+        evictors: Iterable[Callable[[], bool]],
+    ) -> None:
+        """Count a connection about to be opened; wait for room, or raise."""
+        started = time.monotonic()
+        deadline = started + timeout
+        waited = False
+        while True:
+            with self._condition:
+                if self.limit is None or self.open < self.limit:
+                    self.open += 1
+                    if waited:
+                        self.wait_time += time.monotonic() - started
+                    return
+            # Full. QueuePool opens a connection when it finds none idle; if one has
+            # come back since, take it. Else an idle connection of another alias
+            # makes room (its close comes back here through released()).
+            if own_idle():
+                raise IdleConnectionReturned
+            if any(evict() for evict in evictors):
+                continue
+            with self._condition:
+                if not waited:
+                    waited = True
+                    self.waits += 1
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.timeouts += 1
+                    self.wait_time += time.monotonic() - started
+                    raise ConnectionBudgetExceeded(self._exceeded_message(alias, timeout))
+                if self.limit is not None and self.open >= self.limit:
+                    self._condition.wait(remaining)
+
+    def released(self) -> None:
+        """A connection counted by reserve() was closed, or never opened."""
+        with self._condition:
+            self.open = max(self.open - 1, 0)
+            self._condition.notify()
+
+    def _exceeded_message(self, alias: str, timeout: float) -> str:
+        now = time.monotonic()
+        holders = sorted(self._holders.values(), key=lambda holder: holder.since)
+        lines = [holder.describe(now) for holder in holders] or ["(no checked-out connection: all are idle)"]
+        return (
+            f"mysqlpool: the connection budget of this process ({self.limit} connections, "
+            f"all aliases together) stayed full for {timeout}s while opening one for alias "
+            f"{alias!r}. Holders:\n  " + "\n  ".join(lines) + "\nReturn connections sooner "
+            "(auto_close_db() around each unit of work) or raise the budget."
+        )
+
+    def status(self) -> dict[str, Any]:
+        with self._condition:
+            return {
+                "limit": self.limit,
+                "open": self.open,
+                "held": len(self._holders),
+                "waits": self.waits,
+                "wait_time": self.wait_time,
+                "timeouts": self.timeouts,
+            }
+
+
+_budget = Budget()
+_configured = False
+
+
+def process_budget() -> Budget:
+    """This process's budget, read from settings on first use."""
+    global _configured
+    if not _configured:
+        from django.conf import settings
+
+        _budget.set_limit(validated_limit(getattr(settings, SETTING, None)))
+        _configured = True
+    return _budget
+
+
+def set_budget(limit: int | None) -> None:
+    """Set this process's connection budget at run time (None: no budget)."""
+    global _configured
+    _budget.set_limit(limit)
+    _configured = True
+
+
+def start_afresh_in_child() -> None:
+    """After fork(): the child's budget is its own, with nothing counted yet."""
+    global _budget
+    limit = _budget.limit
+    _budget = Budget()
+    _budget.set_limit(limit)

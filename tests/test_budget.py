@@ -1,0 +1,131 @@
+"""The per-process connection budget: never more server connections than it allows."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError, connections, transaction
+from django.test import override_settings
+
+from mysqlpool import ConnectionBudgetExceeded, get_stats, set_budget
+from mysqlpool.budget import process_budget
+from tests.conftest import Server, connection_id, request_cycle
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
+
+
+@pytest.fixture(autouse=True)
+def no_budget_after() -> Iterator[None]:
+    yield
+    set_budget(None)
+
+
+def budget_figures() -> dict[str, Any]:
+    return process_budget().status()
+
+
+def test_many_threads_share_a_small_budget(make_wrapper: Any, server: Server) -> None:
+    set_budget(3)
+    settings = make_wrapper(pool={"pool_size": 10, "timeout": 30}).settings_dict
+    alias = f"budgeted{id(settings)}"
+    stop = threading.Event()
+    peak: list[int] = []
+    errors: list[BaseException] = []
+
+    def sample() -> None:  # what the server sees, while the threads work
+        watcher = Server(settings)
+        while not stop.is_set():
+            peak.append(len(watcher.sessions()))
+        watcher.conn.close()
+
+    def work() -> None:
+        from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+
+        wrapper = DatabaseWrapper(settings, alias=alias)
+        try:
+            for _ in range(15):
+                request_cycle(wrapper, "SELECT SLEEP(0.002)")
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            wrapper.close()
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    workers = [threading.Thread(target=work) for _ in range(12)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    stop.set()
+    sampler.join()
+    assert errors == []
+    assert get_stats()[alias]["checkouts"] == 180
+    assert peak and max(peak) <= 3
+    assert budget_figures()["open"] <= 3
+
+
+def test_an_idle_connection_of_another_alias_makes_room(make_wrapper: Any, server: Server) -> None:
+    set_budget(1)
+    first, second = make_wrapper(), make_wrapper()
+    idle = request_cycle(first, "SELECT CONNECTION_ID()")[0][0]
+    waits = budget_figures()["waits"]
+    assert connection_id(second) != idle  # no wait: the idle one was closed for it
+    server.wait_until_gone(idle)
+    figures = budget_figures()
+    assert (figures["open"], figures["waits"]) == (1, waits)
+    assert get_stats()[first.alias]["idle"] == 0
+
+
+def test_exhaustion_names_the_holder(make_wrapper: Any) -> None:
+    set_budget(1)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_in_atomic() -> None:
+        with transaction.atomic():
+            connection_id(connections["default"])
+            holding.set()
+            release.wait(30)
+        connections["default"].close()
+
+    before = budget_figures()
+    holder = threading.Thread(target=hold_in_atomic, name="hoarder")
+    holder.start()
+    holding.wait(30)
+    waiter = make_wrapper(pool={"timeout": 0.3})
+    try:
+        with pytest.raises(ConnectionBudgetExceeded) as error:
+            waiter.ensure_connection()
+    finally:
+        release.set()
+        holder.join()
+    assert isinstance(error.value, OperationalError)
+    message = str(error.value)
+    assert "connection budget of this process (1 connections" in message
+    assert f"while opening one for alias {waiter.alias!r}" in message
+    assert "thread 'hoarder' holds a connection of alias 'default' for " in message
+    assert f"checked out at {__file__}:" in message and "in hold_in_atomic" in message
+    figures = budget_figures()
+    assert (figures["waits"] - before["waits"], figures["timeouts"] - before["timeouts"]) == (1, 1)
+    connection_id(waiter)  # the budget has room again once the holder returned
+
+
+@pytest.mark.parametrize("value", [0, -1, "3", True, 2.5])
+def test_a_budget_must_be_none_or_a_positive_int(value: Any) -> None:
+    with pytest.raises(ImproperlyConfigured) as error:
+        set_budget(value)
+    assert (
+        str(error.value) == f"the connection budget is {value!r}; it must be None (no budget) or an int > 0."
+    )
+    with (
+        override_settings(MYSQLPOOL_BUDGET=value),
+        pytest.raises(ImproperlyConfigured, match="MYSQLPOOL_BUDGET is"),
+    ):
+        from mysqlpool import budget
+
+        budget._configured = False
+        budget.process_budget()
