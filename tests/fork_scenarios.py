@@ -92,6 +92,20 @@ def collect(pid: int, read: int) -> dict[str, Any]:
     return report
 
 
+def server_sessions() -> set[int]:
+    """The sessions the server lists, asked over a connection outside the pool."""
+    import MySQLdb
+
+    server = configured_server()
+    assert server is not None
+    with MySQLdb.connect(
+        host=server.host, port=server.port, user=server.user, password=server.password
+    ) as admin:
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT id FROM information_schema.processlist")
+            return {row[0] for row in cursor.fetchall()}
+
+
 def parent_pool() -> dict[str, Any]:
     from mysqlpool import get_stats
 
@@ -135,6 +149,7 @@ def threads_while_forking() -> dict[str, Any]:
     return {
         "children": reports,
         "parent_ids": sorted(seen),
+        "listed_by_server": sorted(seen & server_sessions()),
         "parent_errors": errors,
         "parent_cycles": cycles[0],
         "pool": parent_pool(),

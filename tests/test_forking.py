@@ -47,6 +47,8 @@ def test_threads_keep_working_while_the_main_thread_forks(
     pool = report["pool"]
     assert pool["invalidations"] == 0
     assert pool["connects"] == len(report["parent_ids"])
+    # ...and the server still lists every session the parent used.
+    assert report["listed_by_server"] == report["parent_ids"]
     # ...and each child used a connection of its own.
     assert not {child["result"] for child in children} & set(report["parent_ids"])
 
