@@ -11,3 +11,6 @@ from django.apps import AppConfig
 class MysqlpoolConfig(AppConfig):
     name = "mysqlpool"
     verbose_name = "MySQL connection pool"
+
+    def ready(self) -> None:
+        from mysqlpool import checks  # noqa: F401 - registers the system checks

@@ -23,6 +23,7 @@ from mysqlpool.errors import ObsoleteSettingWarning
 
 BACKEND_SETTING = "MYSQLPOOL_BACKEND"
 ARGUMENTS_SETTING = "MYSQLPOOL_ARGUMENTS"
+ENGINE = "mysqlpool.backends.mysqlpool"
 DEFAULT_BACKEND = "QueuePool"
 
 # Below the server's default wait_timeout (28800 s on MariaDB and MySQL), so a
@@ -132,7 +133,7 @@ def pool_config(alias: str, settings_dict: Mapping[str, Any]) -> PoolConfig:
 
     Raises ImproperlyConfigured naming the bad setting, its value and what is allowed.
     """
-    _check_conn_max_age(alias, settings_dict)
+    check_conn_max_age(alias, settings_dict)
     alias_options = _alias_pool_options(alias, settings_dict)
     backend_name = alias_options.get("backend", getattr(settings, BACKEND_SETTING, DEFAULT_BACKEND))
     backend_source = (
@@ -163,7 +164,8 @@ def pool_config(alias: str, settings_dict: Mapping[str, Any]) -> PoolConfig:
     return PoolConfig(alias=alias, backend=backend, arguments=MappingProxyType(arguments))
 
 
-def _check_conn_max_age(alias: str, settings_dict: Mapping[str, Any]) -> None:
+def check_conn_max_age(alias: str, settings_dict: Mapping[str, Any]) -> None:
+    """ImproperlyConfigured unless the alias's CONN_MAX_AGE is 0."""
     # Django's own PostgreSQL pool makes the same choice: a pooled connection is
     # returned at the end of each request, and the pool's ``recycle`` bounds its age.
     # A persistent checkout would let each thread hoard a connection, which is what
@@ -227,3 +229,8 @@ def _validated_arguments(
             raise ImproperlyConfigured(f"{source}[{name!r}] is {value!r}; it must be {allowed}.")
         arguments[name] = value
     return arguments
+
+
+def pooled_aliases() -> dict[str, Mapping[str, Any]]:
+    """The aliases of settings.DATABASES that use mysqlpool's ENGINE."""
+    return {alias: db for alias, db in settings.DATABASES.items() if db.get("ENGINE") == ENGINE}

@@ -1,0 +1,109 @@
+"""System checks of the ``mysqlpool`` app (``manage.py check``).
+
+Each id has a hint and a section in README.rst ("System checks"). The settings are
+checked without connecting; ``manage.py check --database ALIAS`` also compares the
+budget and the pool with what the server allows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+
+from mysqlpool import budget
+from mysqlpool.config import check_conn_max_age, pool_config, pooled_aliases
+from mysqlpool.errors import ObsoleteSettingWarning
+
+_DOCS = "See the 'System checks' section of mysqlpool's README."
+
+
+@register("mysqlpool")
+def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """E001-E003, W001-W002: what the settings say, without a server."""
+    messages: list[CheckMessage] = []
+    aliases = pooled_aliases()
+    for alias, settings_dict in aliases.items():
+        messages += _check_alias(alias, settings_dict)
+    try:
+        limit = budget.validated_limit(getattr(settings, budget.SETTING, None))
+    except ImproperlyConfigured as error:
+        messages.append(Error(str(error), hint="Set it to a positive int, or None.", id="mysqlpool.E003"))
+        limit = None
+    if limit is not None and limit < len(aliases):
+        messages.append(
+            Warning(
+                f"MYSQLPOOL_BUDGET is {limit}, fewer than the {len(aliases)} pooled aliases: "
+                "a unit of work that uses all of them at once can never get its connections.",
+                hint=f"Raise MYSQLPOOL_BUDGET to at least {len(aliases)}. {_DOCS}",
+                id="mysqlpool.W002",
+            )
+        )
+    return messages
+
+
+def _check_alias(alias: str, settings_dict: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    try:
+        check_conn_max_age(alias, settings_dict)
+    except ImproperlyConfigured as error:
+        messages.append(Error(str(error), hint=f"Set CONN_MAX_AGE to 0. {_DOCS}", id="mysqlpool.E002"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ObsoleteSettingWarning)
+        try:
+            pool_config(alias, {**settings_dict, "CONN_MAX_AGE": 0})
+        except ImproperlyConfigured as error:
+            messages.append(Error(str(error), hint=f"Fix the setting named. {_DOCS}", id="mysqlpool.E001"))
+    messages += [
+        Warning(str(warning.message), hint="Remove it from the settings.", id="mysqlpool.W001")
+        for warning in caught
+        if issubclass(warning.category, ObsoleteSettingWarning)
+    ]
+    return messages
+
+
+@register(Tags.database)
+def check_server(databases: Iterable[str] | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """W003-W004: the budget and the pool against the server (``check --database``)."""
+    messages: list[CheckMessage] = []
+    aliases = pooled_aliases()
+    for alias in databases or ():
+        if alias in aliases:
+            messages += _check_against_server(alias)
+    return messages
+
+
+def _check_against_server(alias: str) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            "SELECT @@max_connections, @@wait_timeout, (SELECT COUNT(*) FROM information_schema.processlist)"
+        )
+        max_connections, wait_timeout, connected = cursor.fetchone()
+    limit = getattr(settings, budget.SETTING, None)
+    free = max_connections - connected
+    if isinstance(limit, int) and limit > free:
+        messages.append(
+            Warning(
+                f"MYSQLPOOL_BUDGET is {limit}, but the server behind alias {alias!r} has "
+                f"{free} of its max_connections={max_connections} free ({connected} in use).",
+                hint=f"Lower the budget, or raise the server's max_connections. {_DOCS}",
+                id="mysqlpool.W003",
+            )
+        )
+    recycle = pool_config(alias, connections[alias].settings_dict).argument("recycle")
+    if recycle == -1 or recycle >= wait_timeout:
+        messages.append(
+            Warning(
+                f"The pool of alias {alias!r} recycles connections after {recycle}s, but the "
+                f"server closes idle ones after wait_timeout={wait_timeout}s.",
+                hint=f"Set the pool's 'recycle' below {wait_timeout}. {_DOCS}",
+                id="mysqlpool.W004",
+            )
+        )
+    return messages

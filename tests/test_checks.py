@@ -1,0 +1,83 @@
+"""System checks: each id raised where it should be, and silent where it should not."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.checks import run_checks
+from django.test import override_settings
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"]),
+    # The checks only read settings.DATABASES; no connection sees the override.
+    pytest.mark.filterwarnings("ignore:Overriding setting DATABASES:UserWarning"),
+]
+
+
+def ids(**kwargs: Any) -> list[str]:
+    return sorted(
+        message.id for message in run_checks(**kwargs) if message.id and message.id.startswith("mysqlpool")
+    )
+
+
+def databases_with(alias: str = "other", **changes: Any) -> dict[str, Any]:
+    databases = copy.deepcopy(settings.DATABASES)
+    databases[alias].update(changes)
+    return databases
+
+
+def test_the_test_settings_pass_every_check() -> None:
+    assert ids() == []
+    assert ids(databases=["default", "other"]) == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"OPTIONS": {"pool": {"pool_sise": 3}}}, ["mysqlpool.E001"]),
+        ({"OPTIONS": {"pool": {"backend": "StaticPool"}}}, ["mysqlpool.E001"]),
+        ({"OPTIONS": {"pool": {"timeout": -1}}}, ["mysqlpool.E001"]),
+        ({"CONN_MAX_AGE": 600}, ["mysqlpool.E002"]),
+        ({"OPTIONS": {"pool": {"use_threadlocal": False}}}, ["mysqlpool.W001"]),
+    ],
+)
+def test_alias_settings(changes: dict[str, Any], expected: list[str]) -> None:
+    with override_settings(DATABASES=databases_with(**changes)):
+        assert ids() == expected
+
+
+def test_the_message_names_the_setting_and_the_hint_the_fix() -> None:
+    with override_settings(DATABASES=databases_with(CONN_MAX_AGE=600)):
+        (message,) = [m for m in run_checks() if m.id == "mysqlpool.E002"]
+    assert "DATABASES['other']['CONN_MAX_AGE'] is 600" in message.msg
+    assert message.hint.startswith("Set CONN_MAX_AGE to 0.")
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [(0, ["mysqlpool.E003"]), ("8", ["mysqlpool.E003"]), (1, ["mysqlpool.W002"]), (2, [])],
+)
+def test_budget(budget: Any, expected: list[str]) -> None:
+    with override_settings(MYSQLPOOL_BUDGET=budget):
+        assert ids() == expected
+
+
+def test_plain_aliases_are_not_checked() -> None:
+    with override_settings(DATABASES=databases_with("plain", CONN_MAX_AGE=600)):
+        assert ids() == []
+
+
+def test_database_checks_compare_the_budget_with_the_server() -> None:
+    with override_settings(MYSQLPOOL_BUDGET=100_000):
+        assert ids() == []  # only with --database
+        assert ids(databases=["default"]) == ["mysqlpool.W003"]
+
+
+def test_database_checks_compare_recycle_with_wait_timeout() -> None:
+    with override_settings(MYSQLPOOL_ARGUMENTS={"recycle": 30_000}):
+        assert ids(databases=["default"]) == ["mysqlpool.W004"]
+    with override_settings(MYSQLPOOL_ARGUMENTS={"recycle": 60}):
+        assert ids(databases=["default"]) == []
