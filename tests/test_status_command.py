@@ -1,0 +1,46 @@
+"""manage.py mysqlpool_status: settings, live figures and budget, never the password."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connections
+from django.test import override_settings
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other"])
+
+
+def status(*args: str) -> str:
+    out = StringIO()
+    call_command("mysqlpool_status", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_json_shows_settings_live_figures_and_budget() -> None:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT 1")
+    with override_settings(MYSQLPOOL_BUDGET=5):
+        report = json.loads(status("--json"))
+    default = report["aliases"]["default"]
+    assert default["backend"] == "QueuePool"
+    assert default["arguments"]["pool_size"] == 4 and default["arguments"]["recycle"] == 3600
+    assert default["live"]["checked_out"] == 1
+    assert set(report["aliases"]) == {"default", "other"}  # not the plain alias
+    assert set(report["budget"]) == {"limit", "open", "held", "waits", "wait_time", "timeouts"}
+    connections["default"].close()
+
+
+def test_table_is_readable_and_never_shows_the_password() -> None:
+    settings_dict = connections["other"].settings_dict
+    settings_dict["PASSWORD"] = "Sup3r-s3cret-pw"
+    try:
+        text = status()
+    finally:
+        settings_dict["PASSWORD"] = ""
+    assert "Sup3r-s3cret-pw" not in text
+    assert "other: QueuePool to root@127.0.0.1:" in text
+    assert "\n  pool_size " in text and "\n  recycle " in text
+    assert "\nbudget: none\n" in text
