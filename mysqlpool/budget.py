@@ -10,6 +10,7 @@ to its pool's timeout, then gets ConnectionBudgetExceeded naming every holder.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -23,6 +24,9 @@ from django.core.exceptions import ImproperlyConfigured
 from mysqlpool.errors import ConnectionBudgetExceeded
 
 SETTING = "MYSQLPOOL_BUDGET"
+HOLD_WARNING_SETTING = "MYSQLPOOL_HOLD_WARNING"
+
+logger = logging.getLogger("mysqlpool")
 
 # Frames in these directories are the machinery between the user's code and the
 # checkout; the checkout site reported is the first frame outside them.
@@ -48,6 +52,15 @@ def validated_limit(value: Any, source: str = SETTING) -> int | None:
     raise ImproperlyConfigured(f"{source} is {value!r}; it must be None (no budget) or an int > 0.")
 
 
+def validated_hold_warning(value: Any) -> float | None:
+    """``value`` if it is None or a number of seconds > 0, else ImproperlyConfigured."""
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+        return value
+    raise ImproperlyConfigured(
+        f"{HOLD_WARNING_SETTING} is {value!r}; it must be None (no warning) or a number of seconds > 0."
+    )
+
+
 def checkout_site() -> str:
     """Where the user's code asked for the connection: file:line in function."""
     frame = sys._getframe(1)
@@ -67,6 +80,7 @@ class Holder:
     thread: str = field(default_factory=lambda: threading.current_thread().name)
     since: float = field(default_factory=time.monotonic)
     site: str = field(default_factory=checkout_site)
+    warned: bool = False
 
     def describe(self, now: float) -> str:
         return (
@@ -81,9 +95,11 @@ class Budget:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self.limit: int | None = None
+        self.hold_warning: float | None = None
         # Whether checkouts are recorded (it costs a walk up the stack): a plain
         # attribute, read on every checkout.
         self.tracking = False
+        self._watchdog: threading.Thread | None = None
         self.open = 0
         self.waits = 0
         self.wait_time = 0.0
@@ -93,13 +109,42 @@ class Budget:
     def set_limit(self, limit: int | None) -> None:
         with self._condition:
             self.limit = validated_limit(limit, "the connection budget")
-            self.tracking = self.limit is not None
+            self.tracking = self.limit is not None or self.hold_warning is not None
             self._condition.notify_all()
+
+    def set_hold_warning(self, seconds: float | None) -> None:
+        with self._condition:
+            self.hold_warning = validated_hold_warning(seconds)
+            self.tracking = self.limit is not None or self.hold_warning is not None
 
     def hold(self, key: int, alias: str) -> None:
         holder = Holder(alias)
         with self._condition:
             self._holders[key] = holder
+            if self.hold_warning is not None and self._watchdog is None:
+                self._watchdog = threading.Thread(
+                    target=self._watch, name="mysqlpool-hold-watchdog", daemon=True
+                )
+                self._watchdog.start()
+
+    def _watch(self) -> None:
+        """Warn once about each connection held longer than the hold warning."""
+        while self.hold_warning is not None:
+            time.sleep(max(self.hold_warning / 4, 0.05))
+            now = time.monotonic()
+            with self._condition:
+                overdue = [
+                    holder
+                    for holder in self._holders.values()
+                    if not holder.warned and now - holder.since > (self.hold_warning or 0)
+                ]
+                for holder in overdue:
+                    holder.warned = True
+            for holder in overdue:
+                logger.warning(
+                    "A connection is held longer than %ss: %s", self.hold_warning, holder.describe(now)
+                )
+        self._watchdog = None
 
     def release_hold(self, key: int) -> None:
         """A checkout ended: its connection may now be idle, so evictable for a waiter."""
@@ -136,11 +181,16 @@ class Budget:
                 if not waited:
                     waited = True
                     self.waits += 1
+                    logger.info(
+                        "Waiting for room in the connection budget (%s) for alias %r", self.limit, alias
+                    )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.timeouts += 1
                     self.wait_time += time.monotonic() - started
-                    raise ConnectionBudgetExceeded(self._exceeded_message(alias, timeout))
+                    message = self._exceeded_message(alias, timeout)
+                    logger.warning("%s", message)
+                    raise ConnectionBudgetExceeded(message)
                 if self.limit is not None and self.open >= self.limit:
                     self._condition.wait(remaining)
 
@@ -184,6 +234,7 @@ def process_budget() -> Budget:
         from django.conf import settings
 
         _budget.set_limit(validated_limit(getattr(settings, SETTING, None)))
+        _budget.set_hold_warning(validated_hold_warning(getattr(settings, HOLD_WARNING_SETTING, None)))
         _configured = True
     return _budget
 
@@ -198,6 +249,7 @@ def set_budget(limit: int | None) -> None:
 def start_afresh_in_child() -> None:
     """After fork(): the child's budget is its own, with nothing counted yet."""
     global _budget
-    limit = _budget.limit
+    inherited = _budget
     _budget = Budget()
-    _budget.set_limit(limit)
+    _budget.set_limit(inherited.limit)
+    _budget.set_hold_warning(inherited.hold_warning)

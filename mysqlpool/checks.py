@@ -25,7 +25,7 @@ _DOCS = "See the 'System checks' section of mysqlpool's README."
 
 @register("mysqlpool")
 def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """E001-E003, W001-W002: what the settings say, without a server."""
+    """E001-E004, W001-W002: what the settings say, without a server."""
     messages: list[CheckMessage] = []
     aliases = pooled_aliases()
     for alias, settings_dict in aliases.items():
@@ -35,6 +35,12 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
     except ImproperlyConfigured as error:
         messages.append(Error(str(error), hint="Set it to a positive int, or None.", id="mysqlpool.E003"))
         limit = None
+    try:
+        budget.validated_hold_warning(getattr(settings, budget.HOLD_WARNING_SETTING, None))
+    except ImproperlyConfigured as error:
+        messages.append(
+            Error(str(error), hint="Set it to a number of seconds, or None.", id="mysqlpool.E004")
+        )
     if limit is not None and limit < len(aliases):
         messages.append(
             Warning(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "othe
 def no_budget_after() -> Iterator[None]:
     yield
     set_budget(None)
+    process_budget().set_hold_warning(None)
 
 
 def budget_figures() -> dict[str, Any]:
@@ -129,3 +132,29 @@ def test_a_budget_must_be_none_or_a_positive_int(value: Any) -> None:
 
         budget._configured = False
         budget.process_budget()
+
+
+def test_a_connection_held_too_long_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
+    process_budget().set_hold_warning(0.2)
+    connection = connections["other"]
+    with caplog.at_level(logging.WARNING, logger="mysqlpool"):
+        connection.ensure_connection()  # checked out here, and held
+        deadline = time.monotonic() + 10
+        while not [r for r in caplog.records if "held longer than 0.2s" in r.getMessage()]:
+            assert time.monotonic() < deadline, "no hold warning within 10s"
+            time.sleep(0.01)
+        watched = time.monotonic()
+        while time.monotonic() - watched < 0.5:  # two more rounds of the watchdog
+            time.sleep(0.05)
+        connection.close()
+    warnings = [r.getMessage() for r in caplog.records if "held longer than" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "thread 'MainThread' holds a connection of alias 'other'" in warnings[0]
+    assert f"checked out at {__file__}:" in warnings[0]
+    assert "in test_a_connection_held_too_long_is_warned_about_once" in warnings[0]
+
+
+@pytest.mark.parametrize("value", [0, -1, "3", True])
+def test_a_hold_warning_must_be_a_positive_number(value: Any) -> None:
+    with pytest.raises(ImproperlyConfigured, match=f"MYSQLPOOL_HOLD_WARNING is {value!r}; it must be None"):
+        process_budget().set_hold_warning(value)

@@ -65,6 +65,14 @@ def test_budget(budget: Any, expected: list[str]) -> None:
         assert ids() == expected
 
 
+@pytest.mark.parametrize(
+    ("seconds", "expected"), [(0, ["mysqlpool.E004"]), ("5", ["mysqlpool.E004"]), (2.5, [])]
+)
+def test_hold_warning(seconds: Any, expected: list[str]) -> None:
+    with override_settings(MYSQLPOOL_HOLD_WARNING=seconds):
+        assert ids() == expected
+
+
 def test_plain_aliases_are_not_checked() -> None:
     with override_settings(DATABASES=databases_with("plain", CONN_MAX_AGE=600)):
         assert ids() == []
