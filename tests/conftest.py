@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -131,3 +132,32 @@ def request_cycle(wrapper: Any, sql: str = "SELECT 1") -> Any:
 
 def pool_stats(wrapper: DatabaseWrapper) -> dict[str, Any]:
     return registry.get_stats()[wrapper.alias]
+
+
+def run_threads(target: Callable[[], Any], count: int) -> None:
+    """Run ``target`` in ``count`` threads at once, and wait for all of them."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def cycles_in_threads(
+    settings: dict[str, Any], alias: str, threads: int, cycles: int, sql: str
+) -> list[BaseException]:
+    """Each thread runs request cycles on its own wrapper of ``alias``; the errors."""
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        wrapper = DatabaseWrapper(settings, alias=alias)
+        try:
+            for _ in range(cycles):
+                request_cycle(wrapper, sql)
+        except BaseException as error:  # noqa: BLE001 - returned to the test
+            errors.append(error)
+        finally:
+            wrapper.close()
+
+    run_threads(work, threads)
+    return errors

@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from mysqlpool import ConnectionBudgetExceeded, get_stats, set_budget
 from mysqlpool.budget import process_budget
-from tests.conftest import Server, connection_id, request_cycle
+from tests.conftest import Server, connection_id, cycles_in_threads, request_cycle
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
 
@@ -37,7 +37,6 @@ def test_many_threads_share_a_small_budget(make_wrapper: Any, server: Server) ->
     alias = f"budgeted{id(settings)}"
     stop = threading.Event()
     peak: list[int] = []
-    errors: list[BaseException] = []
 
     def sample() -> None:  # what the server sees, while the threads work
         watcher = Server(settings)
@@ -45,27 +44,13 @@ def test_many_threads_share_a_small_budget(make_wrapper: Any, server: Server) ->
             peak.append(len(watcher.sessions()))
         watcher.conn.close()
 
-    def work() -> None:
-        from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
-
-        wrapper = DatabaseWrapper(settings, alias=alias)
-        try:
-            for _ in range(15):
-                request_cycle(wrapper, "SELECT SLEEP(0.002)")
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            wrapper.close()
-
     sampler = threading.Thread(target=sample)
     sampler.start()
-    workers = [threading.Thread(target=work) for _ in range(12)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    stop.set()
-    sampler.join()
+    try:
+        errors = cycles_in_threads(settings, alias, threads=12, cycles=15, sql="SELECT SLEEP(0.002)")
+    finally:
+        stop.set()
+        sampler.join()
     assert errors == []
     assert get_stats()[alias]["checkouts"] == 180
     assert peak and max(peak) <= 3

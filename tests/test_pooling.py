@@ -13,7 +13,7 @@ from django.db.backends.base.base import NO_DB_ALIAS
 
 from mysqlpool import PoolTimeout, get_stats, registry
 from mysqlpool.connection import PooledConnection
-from tests.conftest import connection_id, pool_stats, request_cycle
+from tests.conftest import Server, connection_id, cycles_in_threads, pool_stats, request_cycle, run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
 
@@ -63,35 +63,12 @@ def test_options_pass_through_to_mysqldb(make_wrapper: Any) -> None:
     assert "pool" not in wrapper.get_connection_params()
 
 
-def test_threads_share_the_pool_within_its_limit(make_wrapper: Any, server: Any) -> None:
+def test_threads_share_the_pool_within_its_limit(make_wrapper: Any, server: Server) -> None:
     """Twelve threads, a pool of 2 + 1 overflow: the server never sees more than 3."""
     settings = make_wrapper(pool={"pool_size": 2, "max_overflow": 1, "timeout": 30}).settings_dict
     alias = f"threads{id(settings)}"
-    start = threading.Barrier(12)
-    peak: list[int] = []
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
-
-        wrapper = DatabaseWrapper(settings, alias=alias)
-        try:
-            start.wait()
-            for _ in range(20):
-                request_cycle(wrapper, "SELECT SLEEP(0.001)")
-            peak.append(pool_stats(wrapper)["connects"])
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            wrapper.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
     try:
-        assert errors == []
+        assert cycles_in_threads(settings, alias, threads=12, cycles=20, sql="SELECT SLEEP(0.001)") == []
         stats = get_stats()[alias]
         assert stats["checkouts"] == 240
         assert stats["connects"] <= 3
@@ -187,11 +164,7 @@ def test_pools_are_created_once_per_alias_by_racing_threads(make_wrapper: Any) -
         start.wait()
         pools.append(wrapper.pool)
 
-    threads = [threading.Thread(target=first_use) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(first_use, 8)
     try:
         assert len({id(pool) for pool in pools}) == 1
     finally:
