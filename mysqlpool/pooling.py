@@ -94,8 +94,8 @@ class AliasPool:
         self.connect_params = dict(connect_params)
         self.isolation_level = isolation_level
         self.settings_dict = settings_dict
-        # The process's budget, and the pools (this one too) whose idle connections
-        # may make room in it.
+        # The process's budget, and the other pools, whose idle connections may make
+        # room in it.
         self.budget = budget
         self._neighbours = neighbours
         self._budget_timeout = config.argument("timeout") or _DEFAULT_BUDGET_TIMEOUT
