@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import socket
 import threading
 from typing import Any
@@ -10,7 +12,7 @@ import pytest
 from django.db import OperationalError, connections, transaction
 from django.db.transaction import TransactionManagementError
 
-from mysqlpool import registry
+from mysqlpool import get_stats, registry
 from tests.conftest import Server, connection_id, pool_stats, request_cycle
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
@@ -261,3 +263,30 @@ def test_pool_errors_during_concurrent_kills_never_escape_as_other_types(
         registry.dispose(alias)
     assert unexpected == []
     assert len(done) == 4
+
+
+def test_a_connection_its_thread_never_returned_is_closed_when_dropped(
+    make_wrapper: Any, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A thread that ends without auto_close_db must not leak its slot for ever."""
+    settings = make_wrapper().settings_dict
+    alias = f"leaky{id(settings)}"
+    sessions: list[int] = []
+
+    def leak() -> None:
+        from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+
+        sessions.append(connection_id(DatabaseWrapper(settings, alias=alias)))  # never closed
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="mysqlpool"):
+            thread = threading.Thread(target=leak)
+            thread.start()
+            thread.join()
+            del thread
+            gc.collect()
+        assert f"A connection of database alias {alias!r} was never returned" in caplog.text
+        server.wait_until_gone(sessions[0])
+        assert get_stats()[alias]["checked_out"] == 0
+    finally:
+        registry.dispose(alias)
