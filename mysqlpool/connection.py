@@ -67,6 +67,9 @@ class PooledConnection(Connection):
     # Every one alive in this process, wherever it is (idle in a pool, checked out
     # by any thread, dropped but not yet collected), for disarm_all() after fork.
     _alive: ClassVar[weakref.WeakSet[PooledConnection]] = weakref.WeakSet()
+    # In a forked child, the parent's connections, disarmed and kept for the life
+    # of the process (see disarm_all()).
+    _inherited: ClassVar[set[PooledConnection]] = set()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,12 +121,19 @@ class PooledConnection(Connection):
 
     @classmethod
     def disarm_all(cls) -> int:
-        """Disarm every connection of this process; return how many there were."""
-        connections = list(cls._alive)
+        """Disarm every connection of this process; return how many there were.
+
+        They are also kept, never to be collected: the child may close their
+        descriptors itself (python-daemon closes every descriptor it was not told
+        to keep), and a collected connection's COM_QUIT and close() would then go
+        to whatever socket took the number since.
+        """
+        connections = [connection for connection in cls._alive if connection.open]
         devnull = os.open(os.devnull, os.O_RDWR)
         try:
             for connection in connections:
                 connection.disarm(devnull)
         finally:
             os.close(devnull)
+        cls._inherited.update(connections)
         return len(connections)

@@ -282,6 +282,50 @@ def budget_of_the_child() -> dict[str, Any]:
     return {"held": held, "after": after, "child": report}
 
 
+def python_daemon() -> dict[str, Any]:
+    """A child detaches with python-daemon, which closes every descriptor it inherited.
+
+    The numbers of the parent's connections are then free; the daemon's first
+    socket takes one. Nothing the daemon drops may reach that socket.
+    """
+    import daemon
+    from django.db import connection
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        held = connection_id()
+        idle = connection.copy()  # a second connection, left idle in the pool
+        idle.ensure_connection()
+        idle_fd = idle.connection.fileno()
+        idle.close()
+        del idle
+        address = listener.getsockname()
+        pid = os.fork()
+        if pid == 0:
+            with daemon.DaemonContext(detach_process=False):
+                # Take every lower number, so that the daemon's socket gets the one
+                # the idle connection had.
+                fillers = []
+                while (filler := socket.socket()).fileno() < idle_fd:
+                    fillers.append(filler)
+                filler.close()
+                with socket.create_connection(address) as sock:
+                    assert sock.fileno() == idle_fd
+                    sock.sendall(b"daemon-hello")
+                    gc.collect()  # drops whatever of the parent's the daemon no longer uses
+                    sock.sendall(b"|%d" % connection_id())
+            os._exit(0)
+        listener.settimeout(30)
+        peer, _ = listener.accept()
+        received = b""
+        with peer:
+            while chunk := peer.recv(4096):
+                received += chunk
+        os.waitpid(pid, 0)
+    after = connection_id()
+    connection.close()
+    return {"held": held, "after": after, "received": received.decode()}
+
+
 SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "threads": threads_while_forking,
     "crosstalk": crosstalk,
@@ -290,6 +334,7 @@ SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "atomic": fork_inside_atomic,
     "leave_block": block_then_leave,
     "budget": budget_of_the_child,
+    "daemon": python_daemon,
 }
 
 if __name__ == "__main__":

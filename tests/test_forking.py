@@ -104,3 +104,13 @@ def test_a_child_starts_with_its_own_empty_budget(database_server: dbserver.Serv
     assert child["exit_code"] == 0 and "result" in child, child
     assert child["result"] != report["held"]
     assert report["after"] == report["held"]
+
+
+def test_python_daemon_closing_every_descriptor_never_causes_crosstalk(
+    database_server: dbserver.Server,
+) -> None:
+    report = run("daemon", database_server)
+    hello, _, daemon_id = report["received"].partition("|")
+    assert hello == "daemon-hello"
+    assert int(daemon_id) != report["held"]
+    assert report["after"] == report["held"]
