@@ -8,7 +8,8 @@ child opens, while Django still holds the connection object. So after every fork
 ``os.fork()``, multiprocessing, python-daemon, Celery or gunicorn alike, the child:
 
 1. disarms every pooled connection of the process (idle, or checked out by any
-   thread of the parent): /dev/null takes the place of its socket;
+   thread of the parent): /dev/null takes the place of its socket, and the
+   connection is kept, never collected (see PooledConnection.disarm_all);
 2. abandons the parent's pools without touching them (their locks may be held by
    parent threads that do not exist in the child);
 3. resets the forking thread's Django connections, so its first query opens a
