@@ -1,0 +1,153 @@
+"""``PooledDaemonCommand``: a Django management command that runs as a worker daemon.
+
+A subclass provides the unit of work, ``handle_job()``; the base class runs it in
+worker threads, each unit inside ``auto_close_db``, under a per-process connection
+budget, and stops gracefully on SIGTERM or SIGINT: no new unit starts, the units in
+flight finish, every connection is returned, and the process exits 0 within the
+graceful timeout. A second signal exits at once.
+
+Class attributes give the defaults of every option; the command line overrides them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from mysqlpool.budget import set_budget
+from mysqlpool.daemon.threads import WorkerThreads
+from mysqlpool.registry import close_pool
+
+logger = logging.getLogger("mysqlpool.daemon")
+
+# Exit status when a second signal, or the graceful timeout, cuts units short.
+EXIT_CUT_SHORT = 1
+
+
+def _number(kind: Callable[[str], Any], minimum: float, allowed: str) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` of the text, at least ``minimum``, or a clear error."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}")
+        return value
+
+    return parse
+
+
+class PooledDaemonCommand(BaseCommand):
+    """Base class of worker daemons; override ``handle_job()``."""
+
+    threads: int = 1
+    budget: int | None = None
+    interval: float = 1.0
+    graceful_timeout: float = 30.0
+
+    def handle_job(self) -> object:
+        """One unit of work: truthy if it did work, falsy if there was nothing to do."""
+        raise NotImplementedError("PooledDaemonCommand subclasses must define handle_job()")
+
+    def worker_started(self) -> None:
+        """Called in each worker thread before its first unit."""
+
+    def worker_stopped(self) -> None:
+        """Called in each worker thread after its last unit."""
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--threads",
+            type=_number(int, 1, "an int >= 1"),
+            default=self.threads,
+            help=f"Worker threads (default {self.threads}).",
+        )
+        parser.add_argument(
+            "--budget",
+            type=_number(int, 1, "an int >= 1"),
+            default=self.budget,
+            help="Most server connections the process holds at once (default: "
+            f"{self.budget or 'MYSQLPOOL_BUDGET'}). More threads than this share them.",
+        )
+        parser.add_argument(
+            "--interval",
+            type=_number(float, 0, "a number of seconds >= 0"),
+            default=self.interval,
+            help=f"Seconds a thread sleeps when a unit found nothing to do (default {self.interval}).",
+        )
+        parser.add_argument(
+            "--graceful-timeout",
+            type=_number(float, 0, "a number of seconds >= 0"),
+            default=self.graceful_timeout,
+            help=f"Seconds units in flight get to finish after SIGTERM (default {self.graceful_timeout}).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["budget"] is not None:
+            set_budget(options["budget"])
+        stop = threading.Event()
+        signals = _StopSignals(stop)
+        workers = WorkerThreads(
+            self.handle_job,
+            options["threads"],
+            options["interval"],
+            stop,
+            on_start=self.worker_started,
+            on_stop=self.worker_stopped,
+        )
+        started = time.monotonic()
+        with signals:
+            workers.start()
+            stop.wait()
+            logger.info("Stopping: letting the units in flight finish")
+            finished = workers.join(options["graceful_timeout"])
+        close_pool()
+        elapsed = time.monotonic() - started
+        logger.info(
+            "Stopped after %.1fs: %d units done (%.1f/s), %d failed",
+            elapsed,
+            workers.done,
+            workers.done / elapsed if elapsed else 0.0,
+            workers.errors,
+        )
+        if not finished:
+            logger.error("Units still running after --graceful-timeout; exiting without them")
+            os._exit(EXIT_CUT_SHORT)
+
+
+class _StopSignals:
+    """SIGTERM and SIGINT set ``stop``; a second one ends the process at once.
+
+    The handlers only record the signal: the main thread does the stopping.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            os._exit(EXIT_CUT_SHORT)
+        self.stop.set()

@@ -1,0 +1,85 @@
+"""Worker threads: each runs units of work, one ``auto_close_db`` around each, until stopped."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from mysqlpool.autoclose import auto_close_db
+
+logger = logging.getLogger("mysqlpool.daemon")
+
+# After a unit raised: wait this long before the next, doubling up to the maximum,
+# so that a broken dependency does not turn into a busy loop of tracebacks.
+ERROR_BACKOFF = 0.1
+MAX_ERROR_BACKOFF = 5.0
+
+
+class WorkerThreads:
+    """``count`` threads running ``unit`` until ``stop`` is set.
+
+    ``unit`` returns something truthy when it did work and falsy when there was
+    nothing to do; then the thread sleeps ``interval`` (waking at once on stop). A
+    unit that raises is logged with its traceback and the thread carries on after
+    a short backoff: a worker thread never dies silently. A unit in flight when
+    ``stop`` is set finishes; none starts after it.
+    """
+
+    def __init__(
+        self,
+        unit: Callable[[], object],
+        count: int,
+        interval: float,
+        stop: threading.Event,
+        on_start: Callable[[], None],
+        on_stop: Callable[[], None],
+    ) -> None:
+        self.unit, self.interval, self.stop = unit, interval, stop
+        self.on_start, self.on_stop = on_start, on_stop
+        self.done = 0
+        self.errors = 0
+        self._count_lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"worker-{number}", daemon=True)
+            for number in range(1, count + 1)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self, timeout: float) -> bool:
+        """Wait for every thread, ``timeout`` seconds in all; True if all ended."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0))
+        return not any(thread.is_alive() for thread in self._threads)
+
+    def _run(self) -> None:
+        self.on_start()
+        backoff = ERROR_BACKOFF
+        try:
+            while not self.stop.is_set():
+                try:
+                    with auto_close_db():
+                        did_work = self.unit()
+                except Exception:
+                    logger.exception("A unit of work failed; the thread carries on")
+                    self._count(errors=1)
+                    self.stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_ERROR_BACKOFF)
+                    continue
+                backoff = ERROR_BACKOFF
+                if did_work:
+                    self._count(done=1)
+                else:
+                    self.stop.wait(self.interval)
+        finally:
+            self.on_stop()
+
+    def _count(self, done: int = 0, errors: int = 0) -> None:
+        with self._count_lock:
+            self.done += done
+            self.errors += errors

@@ -1,0 +1,158 @@
+"""PooledDaemonCommand through run_pooled_worker: real processes, real signals, real server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connections
+
+from tests import dbserver
+from tests.conftest import Server
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def units(server: Server) -> Server:
+    server.query(f"USE `{server.database}`")
+    server.query(
+        "CREATE TABLE IF NOT EXISTS daemon_units "
+        "(id INT AUTO_INCREMENT PRIMARY KEY, pid INT, state VARCHAR(10)) ENGINE=InnoDB"
+    )
+    server.query("DELETE FROM daemon_units")
+    return server
+
+
+def start_worker(database_server: dbserver.Server, *args: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        **database_server.environ(),
+        "MYSQLPOOL_TEST_DATABASE": connections["default"].settings_dict["NAME"],
+        "DJANGO_SETTINGS_MODULE": "tests.daemon_settings",
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", "run_pooled_worker", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def states(server: Server) -> dict[str, int]:
+    return dict(server.query("SELECT state, COUNT(*) FROM daemon_units GROUP BY state"))
+
+
+@pytest.fixture
+def sessions_peak(units: Server) -> Iterator[list[int]]:
+    """Sessions the server lists on the test database, sampled while the test runs."""
+    peak: list[int] = []
+    stop = threading.Event()
+    watcher = Server(connections["default"].settings_dict)
+    observers = {units.conn.thread_id()}  # the test's own session on the database
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak.append(len(watcher.sessions() - observers))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    yield peak
+    stop.set()
+    sampler.join()
+    watcher.conn.close()
+
+
+def stop(worker: subprocess.Popen[str]) -> tuple[int, str]:
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=30)
+    return worker.returncode, stderr
+
+
+def test_sigterm_finishes_units_in_flight_and_returns_every_connection(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    worker = start_worker(database_server, "tests.jobs.record_unit", "--threads", "3", "--interval", "0.01")
+    wait_for(lambda: states(units).get("done", 0) >= 10)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    assert "started" not in states(units)  # no unit was cut in the middle
+    assert units.sessions() == set()  # every connection was returned and closed
+    assert "units done" in stderr and ", 0 failed" in stderr
+
+
+def test_a_failing_unit_is_logged_and_the_thread_carries_on(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    worker = start_worker(database_server, "tests.jobs.flaky_unit", "--threads", "1", "--interval", "0.01")
+    wait_for(lambda: states(units).get("done", 0) >= 4)  # units done after failures
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    assert "A unit of work failed; the thread carries on" in stderr
+    assert "ValueError: this unit failed on purpose" in stderr
+
+
+def test_more_threads_than_the_budget_share_its_connections(
+    database_server: dbserver.Server, units: Server, sessions_peak: list[int]
+) -> None:
+    worker = start_worker(database_server, "tests.jobs.record_unit", "--threads", "4", "--budget", "2")
+    wait_for(lambda: states(units).get("done", 0) >= 20)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    assert max(sessions_peak) <= 2
+
+
+def test_a_second_signal_exits_at_once(database_server: dbserver.Server, units: Server) -> None:
+    worker = start_worker(database_server, "tests.jobs.slow_unit", "--graceful-timeout", "60")
+    wait_for(lambda: states(units).get("started", 0) >= 1)
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.2)  # the first signal has been handled; the unit keeps running
+    assert worker.poll() is None
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    worker.communicate(timeout=10)
+    assert worker.returncode == 1
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["tests.jobs.no_such_unit"], "'tests.jobs.no_such_unit' is not an importable dotted path"),
+        (["tests.jobs.NOT_CALLABLE"], "'tests.jobs.NOT_CALLABLE' is a int, not a callable."),
+        (["tests.jobs.record_unit", "--threads", "0"], "argument --threads: '0' is not an int >= 1"),
+        (
+            ["tests.jobs.record_unit", "--interval", "soon"],
+            "argument --interval: 'soon' is not a number of seconds",
+        ),
+        (["tests.jobs.record_unit", "--budget", "-2"], "argument --budget: '-2' is not an int >= 1"),
+    ],
+)
+def test_bad_input_is_a_clear_error_before_anything_starts(
+    database_server: dbserver.Server, units: Server, args: list[str], expected: Any
+) -> None:
+    worker = start_worker(database_server, *args)
+    _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode != 0
+    assert expected in stderr
+    assert states(units) == {}
