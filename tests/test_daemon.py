@@ -156,3 +156,72 @@ def test_bad_input_is_a_clear_error_before_anything_starts(
     assert worker.returncode != 0
     assert expected in stderr
     assert states(units) == {}
+
+
+def worker_pids(server: Server) -> set[int]:
+    return {row[0] for row in server.query("SELECT DISTINCT pid FROM daemon_units")}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_worker_processes_share_the_budget_of_each(
+    database_server: dbserver.Server, units: Server, sessions_peak: list[int]
+) -> None:
+    master = start_worker(
+        database_server, "tests.jobs.record_unit", "--processes", "2", "--threads", "4", "--budget", "2"
+    )
+    wait_for(lambda: len(worker_pids(units)) == 2 and states(units).get("done", 0) >= 40)
+    code, stderr = stop(master)
+    assert code == 0, stderr
+    assert master.pid not in worker_pids(units)  # the master does no unit...
+    assert max(sessions_peak) <= 4  # ...and holds no connection: 2 workers x budget 2
+    assert "started" not in states(units)
+    assert units.sessions() == set()
+    assert not any(alive(pid) for pid in worker_pids(units))
+
+
+def test_a_killed_worker_is_replaced(database_server: dbserver.Server, units: Server) -> None:
+    master = start_worker(database_server, "tests.jobs.record_unit", "--processes", "1", "--interval", "0.01")
+    wait_for(lambda: len(worker_pids(units)) == 1)
+    (victim,) = worker_pids(units)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: len(worker_pids(units)) == 2)  # a new worker does units
+    code, stderr = stop(master)
+    assert code == 0, stderr
+    assert f"Worker {victim} exited with -9 after" in stderr
+
+
+def test_max_jobs_recycles_workers_while_the_master_stays(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    master = start_worker(database_server, "tests.jobs.record_unit", "--processes", "1", "--max-jobs", "5")
+    wait_for(lambda: len(worker_pids(units)) >= 3)
+    assert master.poll() is None
+    code, stderr = stop(master)
+    assert code == 0, stderr
+    counts = dict(units.query("SELECT pid, COUNT(*) FROM daemon_units GROUP BY pid"))
+    (last,) = units.query("SELECT pid FROM daemon_units ORDER BY id DESC LIMIT 1")[0]
+    recycled = [count for pid, count in counts.items() if pid != last]
+    assert len(recycled) >= 2 and set(recycled) == {5}  # 5 units, jitter 5 // 10 = 0
+
+
+def test_workers_exit_when_the_master_dies(database_server: dbserver.Server, units: Server) -> None:
+    master = start_worker(database_server, "tests.jobs.record_unit", "--processes", "2", "--interval", "0.01")
+    wait_for(lambda: len(worker_pids(units)) == 2)
+    master.kill()
+    master.communicate(timeout=10)
+    wait_for(lambda: not any(alive(pid) for pid in worker_pids(units)))
+    wait_for(lambda: units.sessions() == set())
+
+
+def test_max_jobs_needs_processes(database_server: dbserver.Server, units: Server) -> None:
+    worker = start_worker(database_server, "tests.jobs.record_unit", "--max-jobs", "5")
+    _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode != 0
+    assert "--max-jobs recycles worker processes: it needs --processes." in stderr

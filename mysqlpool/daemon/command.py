@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import signal
 import threading
 import time
@@ -21,9 +22,11 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from mysqlpool.budget import set_budget
+from mysqlpool.daemon.supervisor import Supervisor
 from mysqlpool.daemon.threads import WorkerThreads
 from mysqlpool.registry import close_pool
 
@@ -52,6 +55,8 @@ class PooledDaemonCommand(BaseCommand):
     """Base class of worker daemons; override ``handle_job()``."""
 
     threads: int = 1
+    processes: int = 0
+    max_jobs: int | None = None
     budget: int | None = None
     interval: float = 1.0
     graceful_timeout: float = 30.0
@@ -74,6 +79,19 @@ class PooledDaemonCommand(BaseCommand):
             help=f"Worker threads (default {self.threads}).",
         )
         parser.add_argument(
+            "--processes",
+            type=_number(int, 0, "an int >= 0"),
+            default=self.processes,
+            help="Worker processes forked and supervised by a master; 0 runs the threads "
+            f"in this process (default {self.processes}).",
+        )
+        parser.add_argument(
+            "--max-jobs",
+            type=_number(int, 1, "an int >= 1"),
+            default=self.max_jobs,
+            help="Recycle a worker process after about this many units (with up to 10%% jitter).",
+        )
+        parser.add_argument(
             "--budget",
             type=_number(int, 1, "an int >= 1"),
             default=self.budget,
@@ -94,10 +112,27 @@ class PooledDaemonCommand(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["max_jobs"] is not None and not options["processes"]:
+            raise CommandError("--max-jobs recycles worker processes: it needs --processes.")
+        if not options["processes"]:
+            status = self._work(options, master=None)
+        else:
+            # The master forks and supervises; it never touches the database.
+            connections.close_all()
+            close_pool()
+            master = os.getpid()
+            supervisor = Supervisor(
+                options["processes"], lambda: self._work(options, master), options["graceful_timeout"]
+            )
+            status = supervisor.run()
+        if status:
+            raise CommandError(f"Stopped with status {status}: see the log above.", returncode=status)
+
+    def _work(self, options: dict[str, Any], master: int | None) -> int:
+        """Run the worker threads of this process until stopped; return an exit status."""
         if options["budget"] is not None:
             set_budget(options["budget"])
         stop = threading.Event()
-        signals = _StopSignals(stop)
         workers = WorkerThreads(
             self.handle_job,
             options["threads"],
@@ -105,17 +140,21 @@ class PooledDaemonCommand(BaseCommand):
             stop,
             on_start=self.worker_started,
             on_stop=self.worker_stopped,
+            max_units=_jittered(options["max_jobs"]),
         )
         started = time.monotonic()
-        with signals:
+        with _StopSignals(stop):
             workers.start()
-            stop.wait()
-            logger.info("Stopping: letting the units in flight finish")
+            while not stop.wait(1.0):
+                if master is not None and os.getppid() != master:
+                    logger.warning("The master process is gone: stopping")
+                    stop.set()
             finished = workers.join(options["graceful_timeout"])
         close_pool()
         elapsed = time.monotonic() - started
         logger.info(
-            "Stopped after %.1fs: %d units done (%.1f/s), %d failed",
+            "Worker %d stopped after %.1fs: %d units done (%.1f/s), %d failed",
+            os.getpid(),
             elapsed,
             workers.done,
             workers.done / elapsed if elapsed else 0.0,
@@ -123,7 +162,13 @@ class PooledDaemonCommand(BaseCommand):
         )
         if not finished:
             logger.error("Units still running after --graceful-timeout; exiting without them")
-            os._exit(EXIT_CUT_SHORT)
+            return EXIT_CUT_SHORT
+        return 0
+
+
+def _jittered(max_jobs: int | None) -> int | None:
+    # Workers started together would otherwise all be recycled at once.
+    return None if max_jobs is None else max_jobs + random.randint(0, max_jobs // 10)
 
 
 class _StopSignals:

@@ -24,7 +24,8 @@ class WorkerThreads:
     nothing to do; then the thread sleeps ``interval`` (waking at once on stop). A
     unit that raises is logged with its traceback and the thread carries on after
     a short backoff: a worker thread never dies silently. A unit in flight when
-    ``stop`` is set finishes; none starts after it.
+    ``stop`` is set finishes; none starts after it. After ``max_units`` units done,
+    ``stop`` is set (a worker process is then recycled).
     """
 
     def __init__(
@@ -35,8 +36,10 @@ class WorkerThreads:
         stop: threading.Event,
         on_start: Callable[[], None],
         on_stop: Callable[[], None],
+        max_units: int | None = None,
     ) -> None:
         self.unit, self.interval, self.stop = unit, interval, stop
+        self.max_units = max_units
         self.on_start, self.on_stop = on_start, on_stop
         self.done = 0
         self.errors = 0
@@ -83,3 +86,5 @@ class WorkerThreads:
         with self._count_lock:
             self.done += done
             self.errors += errors
+            if self.max_units is not None and self.done >= self.max_units:
+                self.stop.set()

@@ -1,0 +1,177 @@
+"""The master of ``--processes M``: forks the worker processes and keeps M of them alive.
+
+In the style of gunicorn's arbiter: one flat loop that waits for a signal or a
+timeout, dispatches the signals the handlers queued, reaps dead workers and brings
+their number back to the target. The master holds no database connection: the pools
+are closed before every fork (``mysqlpool.fork()``), and the master never queries.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from mysqlpool.forking import fork
+
+logger = logging.getLogger("mysqlpool.daemon")
+
+# A worker that exits with this status failed before its first unit (its setup
+# raised): respawning it would fail the same way, so the master stops.
+EXIT_BOOT_FAILED = 3
+# Workers that die this soon after their start count as failing at boot too; this
+# many in a row and the master gives up.
+QUICK_DEATH = 1.0
+MAX_QUICK_DEATHS = 5
+MAX_RESPAWN_BACKOFF = 10.0
+
+
+class WorkersKeepFailing(Exception):
+    """The workers die at boot: the master stops instead of respawning for ever."""
+
+
+class Supervisor:
+    """Keeps ``processes`` workers running ``run_worker`` (which returns an exit status)."""
+
+    def __init__(self, processes: int, run_worker: Callable[[], int], graceful_timeout: float) -> None:
+        self.processes = processes
+        self.run_worker = run_worker
+        self.graceful_timeout = graceful_timeout
+        self.workers: dict[int, float] = {}  # pid -> start time
+        self._signals: list[int] = []
+        self._quick_deaths = 0
+        self._stopping = False
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_write, False)
+
+    def run(self) -> int:
+        """Supervise until SIGTERM or SIGINT; return the master's exit status."""
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(signum, self._queue_signal)
+        try:
+            while not self._stopping:
+                self._spawn_missing()
+                self._sleep(1.0)
+                self._dispatch_signals()
+                self._reap()
+        except WorkersKeepFailing as error:
+            logger.error("%s", error)
+            self._stop_workers()
+            return 1
+        return self._stop_workers()
+
+    def _queue_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only record it: the loop does the work.
+        self._signals.append(signum)
+        try:
+            os.write(self._wake_write, b".")
+        except BlockingIOError:
+            pass
+
+    def _sleep(self, timeout: float) -> None:
+        try:
+            if select.select([self._wake_read], [], [], timeout)[0]:
+                os.read(self._wake_read, 4096)
+        except InterruptedError:
+            pass
+
+    def _dispatch_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum in (signal.SIGTERM, signal.SIGINT):
+                logger.info("Master got %s: stopping the workers", signal.Signals(signum).name)
+                self._stopping = True
+
+    def _spawn_missing(self) -> None:
+        while len(self.workers) < self.processes and not self._stopping:
+            pid = fork()
+            if pid == 0:  # the child always ends here, never in the master's code
+                status = 1
+                try:
+                    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                        signal.signal(signum, signal.SIG_DFL)
+                    status = self.run_worker()
+                finally:
+                    logging.shutdown()
+                    os._exit(status)
+            self.workers[pid] = time.monotonic()
+            logger.info("Started worker %d", pid)
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            started = self.workers.pop(pid, None)
+            if started is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            self._judge_death(pid, code, time.monotonic() - started)
+
+    def _judge_death(self, pid: int, code: int, lived: float) -> None:
+        if self._stopping:
+            return
+        if code == EXIT_BOOT_FAILED:
+            raise WorkersKeepFailing(
+                f"Worker {pid} failed at boot (exit {code}); not respawning: see its error above."
+            )
+        if lived < QUICK_DEATH:
+            self._quick_deaths += 1
+            if self._quick_deaths >= MAX_QUICK_DEATHS:
+                raise WorkersKeepFailing(
+                    f"Workers died within {QUICK_DEATH}s of their start {self._quick_deaths} times in a "
+                    "row; not respawning."
+                )
+            backoff = min(0.1 * 2**self._quick_deaths, MAX_RESPAWN_BACKOFF)
+            logger.warning(
+                "Worker %d exited with %d after %.2fs; respawning in %.1fs", pid, code, lived, backoff
+            )
+            self._sleep(backoff)
+        else:
+            self._quick_deaths = 0
+            level = logging.INFO if code == 0 else logging.WARNING
+            logger.log(level, "Worker %d exited with %d after %.1fs; respawning", pid, code, lived)
+
+    def _stop_workers(self) -> int:
+        """TERM every worker, wait up to the graceful timeout, then KILL the rest."""
+        for pid in self.workers:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.graceful_timeout
+        while self.workers and time.monotonic() < deadline:
+            self._reap_stopping()
+            self._sleep(0.05)
+        killed = list(self.workers)
+        for pid in killed:
+            logger.error("Worker %d still running after the graceful timeout: killing it", pid)
+            _signal(pid, signal.SIGKILL)
+        while self.workers:
+            self._reap_stopping()
+            self._sleep(0.01)
+        return 1 if killed else 0
+
+    def _reap_stopping(self) -> None:
+        while self.workers:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.workers.clear()
+                return
+            if pid == 0:
+                return
+            self.workers.pop(pid, None)
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except OSError as error:
+        if error.errno != errno.ESRCH:
+            raise
