@@ -225,3 +225,84 @@ def test_max_jobs_needs_processes(database_server: dbserver.Server, units: Serve
     _, stderr = worker.communicate(timeout=30)
     assert worker.returncode != 0
     assert "--max-jobs recycles worker processes: it needs --processes." in stderr
+
+
+def test_daemonize_with_a_locked_pidfile(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    pidfile, log = tmp_path / "worker.pid", tmp_path / "worker.log"
+    args = ["tests.jobs.record_unit", "--daemonize", "--pidfile", str(pidfile), "--log-file", str(log)]
+    launcher = start_worker(database_server, *args)
+    launcher.communicate(timeout=30)
+    assert launcher.returncode == 0  # returns at once; the daemon goes on
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip().isdigit())
+    pid = int(pidfile.read_text())
+    assert pid != launcher.pid and alive(pid)
+    wait_for(lambda: worker_pids(units) == {pid})
+
+    second = start_worker(database_server, *args)
+    _, stderr = second.communicate(timeout=30)
+    assert second.returncode != 0
+    assert f"Already running: the pidfile {pidfile} is held by pid {pid}." in stderr
+
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not pidfile.exists() and not alive(pid))
+    assert "units done" in log.read_text()
+    assert "started" not in states(units)
+
+
+def test_sighup_reopens_the_log_file(database_server: dbserver.Server, units: Server, tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    worker = start_worker(database_server, "tests.jobs.record_unit", "--log-file", str(log))
+    wait_for(lambda: states(units).get("done", 0) >= 1)
+    log.rename(tmp_path / "worker.log.1")  # what logrotate does
+    worker.send_signal(signal.SIGHUP)
+    wait_for(log.exists)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    assert "stopped after" in log.read_text()
+
+
+def test_systemd_notifications(database_server: dbserver.Server, units: Server, tmp_path: Path) -> None:
+    import socket
+
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(address)
+        systemd.settimeout(30)
+        os.environ.update(NOTIFY_SOCKET=address, WATCHDOG_USEC="500000")
+        try:
+            master = start_worker(database_server, "tests.jobs.record_unit", "--processes", "1")
+        finally:
+            del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+        assert systemd.recv(64) == b"READY=1"
+        assert systemd.recv(64) == b"WATCHDOG=1"
+        code, stderr = stop(master)
+        received = []
+        systemd.settimeout(0)
+        while True:
+            try:
+                received.append(systemd.recv(64))
+            except BlockingIOError:
+                break
+    assert code == 0, stderr
+    assert b"STOPPING=1" in received
+    assert set(received) <= {b"WATCHDOG=1", b"STOPPING=1"}  # the master alone speaks to systemd
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("--log-file", "Cannot write the log file /nonexistent/x.log"),
+        ("--pidfile", "Cannot open the pidfile /nonexistent/x.pid"),
+    ],
+)
+def test_unwritable_files_are_a_clear_error_before_starting(
+    database_server: dbserver.Server, units: Server, option: str, expected: str
+) -> None:
+    path = "/nonexistent/x.log" if option == "--log-file" else "/nonexistent/x.pid"
+    worker = start_worker(database_server, "tests.jobs.record_unit", "--processes", "2", option, path)
+    _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode != 0
+    assert expected in stderr
+    assert states(units) == {}

@@ -19,16 +19,21 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import daemon
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from mysqlpool.budget import set_budget
+from mysqlpool.budget import process_budget, set_budget
+from mysqlpool.daemon.logfile import open_log_file, reopen_log_files
+from mysqlpool.daemon.pidfile import PidFile
 from mysqlpool.daemon.supervisor import Supervisor
+from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.daemon.threads import WorkerThreads
-from mysqlpool.registry import close_pool
+from mysqlpool.registry import close_pool, get_stats
 
 logger = logging.getLogger("mysqlpool.daemon")
 
@@ -60,6 +65,9 @@ class PooledDaemonCommand(BaseCommand):
     budget: int | None = None
     interval: float = 1.0
     graceful_timeout: float = 30.0
+    daemonize: bool = False
+    # Seconds between two progress lines of a worker process.
+    progress_interval: float = 60.0
 
     def handle_job(self) -> object:
         """One unit of work: truthy if it did work, falsy if there was nothing to do."""
@@ -105,6 +113,16 @@ class PooledDaemonCommand(BaseCommand):
             help=f"Seconds a thread sleeps when a unit found nothing to do (default {self.interval}).",
         )
         parser.add_argument(
+            "--daemonize",
+            action="store_true",
+            default=self.daemonize,
+            help="Detach from the terminal (python-daemon). Under systemd, stay in the foreground.",
+        )
+        parser.add_argument(
+            "--pidfile", help="Lock this pidfile and write the pid in it; refuse to start twice."
+        )
+        parser.add_argument("--log-file", help="Append the log to this file; SIGHUP reopens it.")
+        parser.add_argument(
             "--graceful-timeout",
             type=_number(float, 0, "a number of seconds >= 0"),
             default=self.graceful_timeout,
@@ -114,22 +132,54 @@ class PooledDaemonCommand(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["max_jobs"] is not None and not options["processes"]:
             raise CommandError("--max-jobs recycles worker processes: it needs --processes.")
-        if not options["processes"]:
-            status = self._work(options, master=None)
-        else:
-            # The master forks and supervises; it never touches the database.
-            connections.close_all()
-            close_pool()
-            master = os.getpid()
-            supervisor = Supervisor(
-                options["processes"], lambda: self._work(options, master), options["graceful_timeout"]
-            )
-            status = supervisor.run()
+        # Everything that can fail is tried before anything forks or detaches;
+        # python-daemon makes "/" the working directory, so paths become absolute.
+        pidfile = PidFile(Path(options["pidfile"]).resolve()) if options["pidfile"] else None
+        if pidfile is not None:
+            pidfile.check_free()
+        log_handler = open_log_file(Path(options["log_file"]).resolve()) if options["log_file"] else None
+        if options["daemonize"]:
+            self._detach(log_handler)
+        if pidfile is not None:
+            pidfile.acquire()
+        try:
+            status = self._run(options)
+        finally:
+            if pidfile is not None:
+                pidfile.release()
         if status:
             raise CommandError(f"Stopped with status {status}: see the log above.", returncode=status)
 
+    def _detach(self, log_handler: logging.FileHandler | None) -> None:
+        # python-daemon closes every descriptor it is not told to keep: no pooled
+        # socket may be open, and the log file's must be kept. Its default signal
+        # map would turn SIGTERM into SystemExit; ours are installed later.
+        connections.close_all()
+        close_pool()
+        context = daemon.DaemonContext(
+            working_directory=os.getcwd(),
+            umask=0o022,
+            detach_process=True,
+            files_preserve=[log_handler.stream] if log_handler is not None else [],
+            signal_map={},
+        )
+        context.open()
+
+    def _run(self, options: dict[str, Any]) -> int:
+        if not options["processes"]:
+            return self._work(options, master=None)
+        # The master forks and supervises; it never touches the database.
+        connections.close_all()
+        close_pool()
+        master = os.getpid()
+        return Supervisor(
+            options["processes"], lambda: self._work(options, master), options["graceful_timeout"]
+        ).run()
+
     def _work(self, options: dict[str, Any], master: int | None) -> int:
         """Run the worker threads of this process until stopped; return an exit status."""
+        if master is not None:
+            os.environ.pop("NOTIFY_SOCKET", None)  # the master speaks to systemd
         if options["budget"] is not None:
             set_budget(options["budget"])
         stop = threading.Event()
@@ -142,28 +192,62 @@ class PooledDaemonCommand(BaseCommand):
             on_stop=self.worker_stopped,
             max_units=_jittered(options["max_jobs"]),
         )
-        started = time.monotonic()
-        with _StopSignals(stop):
+        progress = _Progress(workers, self.progress_interval)
+        watchdog = Watchdog()
+        with _StopSignals(stop) as signals:
             workers.start()
+            notify("READY=1")
             while not stop.wait(1.0):
                 if master is not None and os.getppid() != master:
                     logger.warning("The master process is gone: stopping")
                     stop.set()
+                if signals.reopen.is_set():
+                    signals.reopen.clear()
+                    reopen_log_files()
+                watchdog.ping_if_due()
+                progress.log_if_due()
+            notify("STOPPING=1")
             finished = workers.join(options["graceful_timeout"])
         close_pool()
-        elapsed = time.monotonic() - started
-        logger.info(
-            "Worker %d stopped after %.1fs: %d units done (%.1f/s), %d failed",
-            os.getpid(),
-            elapsed,
-            workers.done,
-            workers.done / elapsed if elapsed else 0.0,
-            workers.errors,
-        )
+        progress.log("stopped")
         if not finished:
             logger.error("Units still running after --graceful-timeout; exiting without them")
             return EXIT_CUT_SHORT
         return 0
+
+
+class _Progress:
+    """A log line per worker process: units done, units/s, errors, pool and budget."""
+
+    def __init__(self, workers: WorkerThreads, interval: float) -> None:
+        self.workers = workers
+        self.interval = interval
+        self.started = self._last = time.monotonic()
+
+    def log_if_due(self) -> None:
+        if time.monotonic() - self._last >= self.interval:
+            self.log("running")
+
+    def log(self, state: str) -> None:
+        self._last = now = time.monotonic()
+        elapsed = now - self.started
+        pools = {
+            alias: f"{figures['open']} open/{figures['idle']} idle/{figures['checked_out']} out"
+            for alias, figures in get_stats().items()
+        }
+        budget = process_budget().status()
+        logger.info(
+            "Worker %d %s after %.1fs: %d units done (%.1f/s), %d failed; pools %s; budget %s/%s",
+            os.getpid(),
+            state,
+            elapsed,
+            self.workers.done,
+            self.workers.done / elapsed if elapsed else 0.0,
+            self.workers.errors,
+            pools or "none",
+            budget["open"],
+            budget["limit"] if budget["limit"] is not None else "none",
+        )
 
 
 def _jittered(max_jobs: int | None) -> int | None:
@@ -173,14 +257,16 @@ def _jittered(max_jobs: int | None) -> int | None:
 
 class _StopSignals:
     """SIGTERM and SIGINT set ``stop``; a second one ends the process at once.
+    SIGHUP asks for the log files to be reopened.
 
-    The handlers only record the signal: the main thread does the stopping.
+    The handlers only record the signal: the main thread does the work.
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
+        self.reopen = threading.Event()
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopSignals:
@@ -193,6 +279,9 @@ class _StopSignals:
             signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self.reopen.set()
+            return
         if self.stop.is_set():
             os._exit(EXIT_CUT_SHORT)
         self.stop.set()

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from mysqlpool.daemon.logfile import reopen_log_files
+from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.forking import fork
 
 logger = logging.getLogger("mysqlpool.daemon")
@@ -29,6 +31,9 @@ EXIT_BOOT_FAILED = 3
 QUICK_DEATH = 1.0
 MAX_QUICK_DEATHS = 5
 MAX_RESPAWN_BACKOFF = 10.0
+
+
+_HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
 
 
 class WorkersKeepFailing(Exception):
@@ -51,18 +56,23 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise until SIGTERM or SIGINT; return the master's exit status."""
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+        for signum in _HANDLED:
             signal.signal(signum, self._queue_signal)
+        watchdog = Watchdog()
         try:
+            self._spawn_missing()
+            notify("READY=1")
             while not self._stopping:
-                self._spawn_missing()
                 self._sleep(1.0)
                 self._dispatch_signals()
                 self._reap()
+                self._spawn_missing()
+                watchdog.ping_if_due()
         except WorkersKeepFailing as error:
             logger.error("%s", error)
-            self._stop_workers()
-            return 1
+            return max(self._stop_workers(), 1)
+        finally:
+            notify("STOPPING=1")
         return self._stop_workers()
 
     def _queue_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -86,6 +96,10 @@ class Supervisor:
             if signum in (signal.SIGTERM, signal.SIGINT):
                 logger.info("Master got %s: stopping the workers", signal.Signals(signum).name)
                 self._stopping = True
+            elif signum == signal.SIGHUP:
+                reopen_log_files()
+                for pid in self.workers:
+                    _signal(pid, signal.SIGHUP)
 
     def _spawn_missing(self) -> None:
         while len(self.workers) < self.processes and not self._stopping:
@@ -93,7 +107,7 @@ class Supervisor:
             if pid == 0:  # the child always ends here, never in the master's code
                 status = 1
                 try:
-                    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                    for signum in _HANDLED:
                         signal.signal(signum, signal.SIG_DFL)
                     status = self.run_worker()
                 finally:
