@@ -13,7 +13,7 @@ assert _server is not None, "started by tests/test_daemon.py"
 
 SECRET_KEY = "mysqlpool-daemon-tests"
 USE_TZ = True
-INSTALLED_APPS = ["mysqlpool"]
+INSTALLED_APPS = ["mysqlpool", "tests.daemon_app"]
 DATABASES = {
     "default": {
         "ENGINE": "mysqlpool.backends.mysqlpool",

@@ -34,7 +34,9 @@ def units(server: Server) -> Server:
     return server
 
 
-def start_worker(database_server: dbserver.Server, *args: str) -> subprocess.Popen[str]:
+def start_worker(
+    database_server: dbserver.Server, *args: str, command: str = "run_pooled_worker"
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         **database_server.environ(),
@@ -43,7 +45,7 @@ def start_worker(database_server: dbserver.Server, *args: str) -> subprocess.Pop
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "django", "run_pooled_worker", *args],
+        [sys.executable, "-m", "django", command, *args],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -306,3 +308,16 @@ def test_unwritable_files_are_a_clear_error_before_starting(
     assert worker.returncode != 0
     assert expected in stderr
     assert states(units) == {}
+
+
+@pytest.mark.parametrize("processes", ["0", "2"])
+def test_workers_failing_at_boot_stop_the_daemon(
+    database_server: dbserver.Server, units: Server, processes: str
+) -> None:
+    worker = start_worker(database_server, "--processes", processes, command="broken_worker")
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 3
+    assert "RuntimeError: this worker cannot start" in stderr
+    if processes != "0":
+        assert "failed at boot (exit 3); not respawning" in stderr
+        assert stderr.count("Started worker") == 2  # no respawning

@@ -30,7 +30,7 @@ from django.db import connections
 from mysqlpool.budget import process_budget, set_budget
 from mysqlpool.daemon.logfile import open_log_file, reopen_log_files
 from mysqlpool.daemon.pidfile import PidFile
-from mysqlpool.daemon.supervisor import Supervisor
+from mysqlpool.daemon.supervisor import EXIT_BOOT_FAILED, Supervisor
 from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.daemon.threads import WorkerThreads
 from mysqlpool.registry import close_pool, get_stats
@@ -74,7 +74,11 @@ class PooledDaemonCommand(BaseCommand):
         raise NotImplementedError("PooledDaemonCommand subclasses must define handle_job()")
 
     def worker_started(self) -> None:
-        """Called in each worker thread before its first unit."""
+        """Called in each worker thread before its first unit.
+
+        If it raises, the worker process exits with EXIT_BOOT_FAILED, and the master
+        stops instead of respawning workers that would fail the same way.
+        """
 
     def worker_stopped(self) -> None:
         """Called in each worker thread after its last unit."""
@@ -210,6 +214,8 @@ class PooledDaemonCommand(BaseCommand):
             finished = workers.join(options["graceful_timeout"])
         close_pool()
         progress.log("stopped")
+        if workers.boot_failed.is_set():
+            return EXIT_BOOT_FAILED
         if not finished:
             logger.error("Units still running after --graceful-timeout; exiting without them")
             return EXIT_CUT_SHORT

@@ -39,6 +39,10 @@ _HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
 class WorkersKeepFailing(Exception):
     """The workers die at boot: the master stops instead of respawning for ever."""
 
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class Supervisor:
     """Keeps ``processes`` workers running ``run_worker`` (which returns an exit status)."""
@@ -70,7 +74,8 @@ class Supervisor:
                 watchdog.ping_if_due()
         except WorkersKeepFailing as error:
             logger.error("%s", error)
-            return max(self._stop_workers(), 1)
+            self._stop_workers()
+            return error.status
         finally:
             notify("STOPPING=1")
         return self._stop_workers()
@@ -103,18 +108,32 @@ class Supervisor:
 
     def _spawn_missing(self) -> None:
         while len(self.workers) < self.processes and not self._stopping:
-            pid = fork()
-            if pid == 0:  # the child always ends here, never in the master's code
-                status = 1
-                try:
-                    for signum in _HANDLED:
-                        signal.signal(signum, signal.SIG_DFL)
-                    status = self.run_worker()
-                finally:
-                    logging.shutdown()
-                    os._exit(status)
+            # A signal that arrived between the fork and the child's own handlers
+            # would run the master's handler in the child, and be lost: block them
+            # over the fork. The master then gets its pending ones; the child, with
+            # the default handlers, dies of a TERM before it has started any unit.
+            signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
+            try:
+                pid = fork()
+                if pid == 0:  # the child always ends here, never in the master's code
+                    self._become_worker()
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
             self.workers[pid] = time.monotonic()
             logger.info("Started worker %d", pid)
+
+    def _become_worker(self) -> None:
+        status = 1
+        try:
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+            for signum in _HANDLED:
+                signal.signal(signum, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+            status = self.run_worker()
+        finally:
+            logging.shutdown()
+            os._exit(status)
 
     def _reap(self) -> None:
         while True:
@@ -135,14 +154,15 @@ class Supervisor:
             return
         if code == EXIT_BOOT_FAILED:
             raise WorkersKeepFailing(
-                f"Worker {pid} failed at boot (exit {code}); not respawning: see its error above."
+                f"Worker {pid} failed at boot (exit {code}); not respawning: see its error above.", code
             )
         if lived < QUICK_DEATH:
             self._quick_deaths += 1
             if self._quick_deaths >= MAX_QUICK_DEATHS:
                 raise WorkersKeepFailing(
                     f"Workers died within {QUICK_DEATH}s of their start {self._quick_deaths} times in a "
-                    "row; not respawning."
+                    "row; not respawning.",
+                    1,
                 )
             backoff = min(0.1 * 2**self._quick_deaths, MAX_RESPAWN_BACKOFF)
             logger.warning(

@@ -43,6 +43,8 @@ class WorkerThreads:
         self.on_start, self.on_stop = on_start, on_stop
         self.done = 0
         self.errors = 0
+        # Set when on_start raised: the process cannot work, and says so.
+        self.boot_failed = threading.Event()
         self._count_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._run, name=f"worker-{number}", daemon=True)
@@ -61,7 +63,13 @@ class WorkerThreads:
         return not any(thread.is_alive() for thread in self._threads)
 
     def _run(self) -> None:
-        self.on_start()
+        try:
+            self.on_start()
+        except Exception:
+            logger.exception("A worker thread failed to start")
+            self.boot_failed.set()
+            self.stop.set()
+            return
         backoff = ERROR_BACKOFF
         try:
             while not self.stop.is_set():
