@@ -12,6 +12,7 @@ __all__ = [
     "ConnectionBudgetExceeded",
     "ObsoleteSettingWarning",
     "PoolTimeout",
+    "PooledDaemonCommand",
     "auto_close_db",
     "close_pool",
     "fork",
@@ -20,3 +21,13 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The daemon toolkit pulls in Django's management framework and python-daemon:
+    # imported on first use, not by every process that loads the ENGINE.
+    if name == "PooledDaemonCommand":
+        from mysqlpool.daemon import PooledDaemonCommand
+
+        return PooledDaemonCommand
+    raise AttributeError(f"module 'mysqlpool' has no attribute {name!r}")

@@ -234,13 +234,16 @@ def test_daemonize_with_a_locked_pidfile(
 ) -> None:
     pidfile, log = tmp_path / "worker.pid", tmp_path / "worker.log"
     args = ["tests.jobs.record_unit", "--daemonize", "--pidfile", str(pidfile), "--log-file", str(log)]
+    args += ["--processes", "1", "--max-jobs", "3"]  # recycled workers must leave the pidfile alone
     launcher = start_worker(database_server, *args)
     launcher.communicate(timeout=30)
     assert launcher.returncode == 0  # returns at once; the daemon goes on
     wait_for(lambda: pidfile.exists() and pidfile.read_text().strip().isdigit())
     pid = int(pidfile.read_text())
     assert pid != launcher.pid and alive(pid)
-    wait_for(lambda: worker_pids(units) == {pid})
+    wait_for(lambda: len(worker_pids(units)) >= 3)
+    assert pid not in worker_pids(units)
+    assert int(pidfile.read_text()) == pid
 
     second = start_worker(database_server, *args)
     _, stderr = second.communicate(timeout=30)
@@ -321,3 +324,15 @@ def test_workers_failing_at_boot_stop_the_daemon(
     if processes != "0":
         assert "failed at boot (exit 3); not respawning" in stderr
         assert stderr.count("Started worker") == 2  # no respawning
+
+
+def test_a_stale_pidfile_is_taken_over(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "worker.pid"
+    pidfile.write_text("999999\n")  # left by a process that died without removing it
+    worker = start_worker(database_server, "tests.jobs.record_unit", "--pidfile", str(pidfile))
+    wait_for(lambda: pidfile.read_text().strip() == str(worker.pid))
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    assert not pidfile.exists()
