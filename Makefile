@@ -1,4 +1,4 @@
-# The two commands a newcomer needs: `make test` and (later) `make demo`.
+# The two commands a newcomer needs: `make test` and `make demo`.
 # Everything else a fresh Debian machine lacks is installed on the way.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -8,7 +8,7 @@ DJANGO ?= Django>=5.2,<5.3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint pytest django-tests bench matrix clean
+.PHONY: test lint pytest django-tests demo bench matrix clean
 
 $(STAMP): pyproject.toml setup.py scripts/system-deps.sh Makefile
 	scripts/system-deps.sh "$(PYTHON)"
@@ -29,6 +29,10 @@ pytest: $(STAMP)
 
 django-tests: $(STAMP)
 	$(BIN)/python tests/django_suite.py
+
+# The example job queue, end to end (examples/jobqueue/demo.py).
+demo: $(STAMP)
+	$(BIN)/python examples/jobqueue/demo.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -r bench/requirements.txt

@@ -212,8 +212,8 @@ class PooledDaemonCommand(BaseCommand):
                 progress.log_if_due()
             notify("STOPPING=1")
             finished = workers.join(options["graceful_timeout"])
-        close_pool()
         progress.log("stopped")
+        close_pool()
         if workers.boot_failed.is_set():
             return EXIT_BOOT_FAILED
         if not finished:
@@ -238,12 +238,12 @@ class _Progress:
         self._last = now = time.monotonic()
         elapsed = now - self.started
         pools = {
-            alias: f"{figures['open']} open/{figures['idle']} idle/{figures['checked_out']} out"
+            alias: f"{figures['open']} open, {figures['checkouts']} checkouts, {figures['waits']} waits"
             for alias, figures in get_stats().items()
         }
         budget = process_budget().status()
         logger.info(
-            "Worker %d %s after %.1fs: %d units done (%.1f/s), %d failed; pools %s; budget %s/%s",
+            "Worker %d %s after %.1fs: %d units done (%.1f/s), %d failed; pools %s; budget %s/%s, %d waits",
             os.getpid(),
             state,
             elapsed,
@@ -253,6 +253,7 @@ class _Progress:
             pools or "none",
             budget["open"],
             budget["limit"] if budget["limit"] is not None else "none",
+            budget["waits"],
         )
 
 

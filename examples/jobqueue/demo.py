@@ -1,0 +1,139 @@
+"""``make demo``: the job queue, end to end, with pooled and budgeted connections.
+
+Starts a throwaway MariaDB (unless DEMO_DB_HOST names a server), migrates,
+enqueues 2,000 jobs, works them with 2 processes x 4 threads under a budget of 3
+connections each while showing progress, checks that every job was done exactly
+once, and prints a summary with the peak number of connections the server saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import MySQLdb
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+from tests.dbserver import Server, throwaway_server  # noqa: E402
+
+JOBS = 2000
+PROCESSES, THREADS, BUDGET = 2, 4, 3
+DATABASE = os.environ.get("DEMO_DB_NAME", "mysqlpool_demo")
+
+
+@contextlib.contextmanager
+def database_server() -> Iterator[Server]:
+    if os.environ.get("DEMO_DB_HOST"):
+        yield Server(
+            host=os.environ["DEMO_DB_HOST"],
+            port=int(os.environ.get("DEMO_DB_PORT") or 3306),
+            user=os.environ.get("DEMO_DB_USER") or "root",
+            password=os.environ.get("DEMO_DB_PASSWORD", ""),
+        )
+        return
+    print("Starting a throwaway MariaDB server (set DEMO_DB_HOST to use your own)...")
+    with throwaway_server() as server:
+        yield server
+
+
+class Watcher:
+    """A connection outside the pools, to follow the work and count the server's sessions."""
+
+    def __init__(self, server: Server) -> None:
+        self.conn = MySQLdb.connect(
+            host=server.host, port=server.port, user=server.user, password=server.password, autocommit=True
+        )
+
+    def execute(self, sql: str) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.execute(sql)
+
+    def value(self, sql: str, *args: object) -> int:
+        with self.conn.cursor() as cursor:
+            cursor.execute(sql, args or None)
+            return int(cursor.fetchone()[0])
+
+    def sessions(self) -> int:
+        return self.value(
+            "SELECT COUNT(*) FROM information_schema.processlist WHERE db = %s AND id != CONNECTION_ID()",
+            DATABASE,
+        )
+
+    def done(self) -> int:
+        return self.value(f"SELECT COUNT(*) FROM `{DATABASE}`.jobs_completion")
+
+
+def main() -> int:
+    with database_server() as server:
+        env = {
+            **os.environ,
+            "DEMO_DB_HOST": server.host,
+            "DEMO_DB_PORT": str(server.port),
+            "DEMO_DB_USER": server.user,
+            "DEMO_DB_PASSWORD": server.password,
+            "DEMO_DB_NAME": DATABASE,
+        }
+        watcher = Watcher(server)
+        watcher.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}` CHARACTER SET utf8mb4")
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=HERE, env=env, check=True)
+        watcher.execute(f"DELETE FROM `{DATABASE}`.jobs_completion")
+        watcher.execute(f"DELETE FROM `{DATABASE}`.jobs_job")
+        subprocess.run([sys.executable, "manage.py", "enqueue", str(JOBS)], cwd=HERE, env=env, check=True)
+
+        command = ["manage.py", "run_pooled_worker", "jobs.handlers.process_one", "--interval", "0.05"]
+        command += ["--processes", str(PROCESSES), "--threads", str(THREADS), "--budget", str(BUDGET)]
+        print(f"Working them: {' '.join(command[1:])}")
+        started = time.monotonic()
+        worker_env = {**env, "DEMO_LOG_LEVEL": "INFO"}  # for the workers' summaries
+        worker = subprocess.Popen(
+            [sys.executable, *command], cwd=HERE, env=worker_env, stderr=subprocess.PIPE, text=True
+        )
+        peak, done, shown = 0, 0, 0.0
+        while done < JOBS and worker.poll() is None and time.monotonic() - started < 300:
+            peak = max(peak, watcher.sessions())
+            done = watcher.done()
+            if time.monotonic() - shown >= 0.5:
+                shown = time.monotonic()
+                print(f"  {done:5d}/{JOBS} jobs done, {watcher.sessions()} server connections", flush=True)
+            time.sleep(0.05)  # the sampling period of the peak
+        seconds = time.monotonic() - started
+        worker.send_signal(signal.SIGTERM)
+        _, log = worker.communicate(timeout=60)
+
+        done = watcher.done()
+        exactly_once = (
+            watcher.value(f"SELECT COUNT(DISTINCT job_id) FROM `{DATABASE}`.jobs_completion") == JOBS
+        )
+        pending = watcher.value(f"SELECT COUNT(*) FROM `{DATABASE}`.jobs_job WHERE NOT done")
+        pids = watcher.value(f"SELECT COUNT(DISTINCT worker_pid) FROM `{DATABASE}`.jobs_completion")
+        summaries = [line for line in log.splitlines() if " stopped after " in line]
+        ok = worker.returncode == 0 and done == JOBS and exactly_once and pending == 0
+
+    rows = [
+        ("jobs", f"{done} of {JOBS}, each done exactly once: {'yes' if exactly_once else 'NO'}"),
+        ("seconds", f"{seconds:.1f}"),
+        ("jobs/s", f"{done / seconds:.0f}"),
+        ("workers", f"{PROCESSES} processes x {THREADS} threads, budget {BUDGET} each; {pids} did jobs"),
+        ("peak connections", f"{peak} on the server (at most {PROCESSES * BUDGET} allowed)"),
+        ("worker exit status", str(worker.returncode)),
+    ]
+    print("\nSummary")
+    for name, value in rows:
+        print(f"  {name:<19} {value}")
+    print("Pool statistics, as each worker process reported when it stopped:")
+    for line in summaries:
+        print("  " + line.split(" INFO ", 1)[-1])
+    if not ok:
+        print("\nThe demo FAILED: see above.\n" + log[-3000:], file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
