@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import event
 from sqlalchemy import exc as sqla_exc
@@ -77,6 +78,10 @@ class Checkout:
 class AliasPool:
     """The pool of one database alias in this process."""
 
+    # Every pool alive, the disposed ones too (their checkouts may still be out):
+    # a forked child must orphan them all.
+    alive: ClassVar[weakref.WeakSet[AliasPool]] = weakref.WeakSet()
+
     def __init__(
         self,
         config: PoolConfig,
@@ -116,6 +121,7 @@ class AliasPool:
         self._queue = queue
         self._idle: Any = queue.queue if self._may_wait else ()
         self._count_closes_and_invalidations()
+        self.alive.add(self)
         logger.info(
             "Created %s for database alias %r (%s) with %s",
             config.backend_name,

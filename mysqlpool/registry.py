@@ -44,10 +44,10 @@ def pool_for(wrapper: DatabaseWrapper) -> AliasPool:
 def orphan_all() -> None:
     """In a forked child: abandon the parent's pools and start with none."""
     global _pools, _creation_lock
-    inherited, _pools = _pools, {}
+    _pools = {}
     # Another thread of the parent may have held the lock at the fork.
     _creation_lock = threading.Lock()
-    for pool in inherited.values():
+    for pool in list(AliasPool.alive):  # disposed ones too: their checkouts may be out
         pool.orphan()
     start_afresh_in_child()
 

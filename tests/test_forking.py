@@ -30,6 +30,8 @@ def run(scenario: str, database_server: dbserver.Server) -> dict[str, Any]:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+    # A child never acts on what it inherited, not even to return it.
+    assert "was never returned" not in result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
     return report
 
