@@ -79,6 +79,7 @@ def main() -> int:
             "DEMO_DB_USER": server.user,
             "DEMO_DB_PASSWORD": server.password,
             "DEMO_DB_NAME": DATABASE,
+            "DJANGO_SETTINGS_MODULE": "jobqueue.settings",
         }
         watcher = Watcher(server)
         watcher.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}` CHARACTER SET utf8mb4")
