@@ -34,9 +34,13 @@ django-tests: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/jobqueue/demo.py
 
+# Results and the chart go to .cache/bench/.
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -r bench/requirements.txt
-	$(BIN)/python bench/request_cycle.py
+	mkdir -p .cache/bench
+	$(BIN)/python bench/request_cycle.py --json .cache/bench/request_cycle.json
+	$(BIN)/python bench/job_queue.py --json .cache/bench/job_queue.json
+	$(BIN)/python bench/chart.py .cache/bench/request_cycle.json .cache/bench/job_queue.json .cache/bench/bench.png
 
 # pyenv keeps its other interpreters off PATH unless they are selected.
 matrix: $(STAMP)

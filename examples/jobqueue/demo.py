@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import MySQLdb
@@ -70,70 +71,118 @@ class Watcher:
         return self.value(f"SELECT COUNT(*) FROM `{DATABASE}`.jobs_completion")
 
 
-def main() -> int:
-    with database_server() as server:
-        env = {
-            **os.environ,
-            "DEMO_DB_HOST": server.host,
-            "DEMO_DB_PORT": str(server.port),
-            "DEMO_DB_USER": server.user,
-            "DEMO_DB_PASSWORD": server.password,
-            "DEMO_DB_NAME": DATABASE,
-            "DJANGO_SETTINGS_MODULE": "jobqueue.settings",
-        }
-        watcher = Watcher(server)
-        watcher.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}` CHARACTER SET utf8mb4")
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=HERE, env=env, check=True)
-        watcher.execute(f"DELETE FROM `{DATABASE}`.jobs_completion")
-        watcher.execute(f"DELETE FROM `{DATABASE}`.jobs_job")
-        subprocess.run([sys.executable, "manage.py", "enqueue", str(JOBS)], cwd=HERE, env=env, check=True)
+@dataclass
+class Run:
+    """What one run of the queue did, as the server saw it."""
 
-        command = ["manage.py", "run_pooled_worker", "jobs.handlers.process_one", "--interval", "0.05"]
-        command += ["--processes", str(PROCESSES), "--threads", str(THREADS), "--budget", str(BUDGET)]
+    jobs: int
+    done: int
+    exactly_once: bool
+    pending: int
+    worker_pids: int
+    seconds: float
+    peak: int
+    returncode: int
+    log: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and self.done == self.jobs and self.exactly_once and self.pending == 0
+
+
+def environment(server: Server, **extra: str) -> dict[str, str]:
+    """What manage.py of the example needs to reach ``server``."""
+    return {
+        **os.environ,
+        "DEMO_DB_HOST": server.host,
+        "DEMO_DB_PORT": str(server.port),
+        "DEMO_DB_USER": server.user,
+        "DEMO_DB_PASSWORD": server.password,
+        "DEMO_DB_NAME": DATABASE,
+        "DJANGO_SETTINGS_MODULE": "jobqueue.settings",
+        **extra,
+    }
+
+
+def run_queue(server: Server, jobs: int, worker_args: list[str], env: dict[str, str], show: bool) -> Run:
+    """Enqueue ``jobs``, work them with run_pooled_worker ``worker_args``, and check the result."""
+    watcher = Watcher(server)
+    watcher.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}` CHARACTER SET utf8mb4")
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=HERE, env=env, check=True)
+    watcher.execute(f"DELETE FROM `{DATABASE}`.jobs_completion")
+    watcher.execute(f"DELETE FROM `{DATABASE}`.jobs_job")
+    subprocess.run(
+        [sys.executable, "manage.py", "enqueue", str(jobs)],
+        cwd=HERE,
+        env=env,
+        check=True,
+        capture_output=not show,
+    )
+    command = [
+        "manage.py",
+        "run_pooled_worker",
+        "jobs.handlers.process_one",
+        "--interval",
+        "0.05",
+        *worker_args,
+    ]
+    if show:
         print(f"Working them: {' '.join(command[1:])}")
-        started = time.monotonic()
-        worker_env = {**env, "DEMO_LOG_LEVEL": "INFO"}  # for the workers' summaries
-        worker = subprocess.Popen(
-            [sys.executable, *command], cwd=HERE, env=worker_env, stderr=subprocess.PIPE, text=True
-        )
-        peak, done, shown = 0, 0, 0.0
-        while done < JOBS and worker.poll() is None and time.monotonic() - started < 300:
-            peak = max(peak, watcher.sessions())
-            done = watcher.done()
-            if time.monotonic() - shown >= 0.5:
-                shown = time.monotonic()
-                print(f"  {done:5d}/{JOBS} jobs done, {watcher.sessions()} server connections", flush=True)
-            time.sleep(0.05)  # the sampling period of the peak
-        seconds = time.monotonic() - started
-        worker.send_signal(signal.SIGTERM)
-        _, log = worker.communicate(timeout=60)
-
+    started = time.monotonic()
+    worker_env = {**env, "DEMO_LOG_LEVEL": "INFO"}  # for the workers' summaries
+    worker = subprocess.Popen(
+        [sys.executable, *command], cwd=HERE, env=worker_env, stderr=subprocess.PIPE, text=True
+    )
+    peak, done, shown = 0, 0, 0.0
+    while done < jobs and worker.poll() is None and time.monotonic() - started < 300:
+        peak = max(peak, watcher.sessions())
         done = watcher.done()
-        exactly_once = (
-            watcher.value(f"SELECT COUNT(DISTINCT job_id) FROM `{DATABASE}`.jobs_completion") == JOBS
-        )
-        pending = watcher.value(f"SELECT COUNT(*) FROM `{DATABASE}`.jobs_job WHERE NOT done")
-        pids = watcher.value(f"SELECT COUNT(DISTINCT worker_pid) FROM `{DATABASE}`.jobs_completion")
-        summaries = [line for line in log.splitlines() if " stopped after " in line]
-        ok = worker.returncode == 0 and done == JOBS and exactly_once and pending == 0
+        if show and time.monotonic() - shown >= 0.5:
+            shown = time.monotonic()
+            print(f"  {done:5d}/{jobs} jobs done, {watcher.sessions()} server connections", flush=True)
+        time.sleep(0.05)  # the sampling period of the peak
+    seconds = time.monotonic() - started
+    worker.send_signal(signal.SIGTERM)
+    _, log = worker.communicate(timeout=60)
+    return Run(
+        jobs=jobs,
+        done=watcher.done(),
+        exactly_once=watcher.value(f"SELECT COUNT(DISTINCT job_id) FROM `{DATABASE}`.jobs_completion")
+        == jobs,
+        pending=watcher.value(f"SELECT COUNT(*) FROM `{DATABASE}`.jobs_job WHERE NOT done"),
+        worker_pids=watcher.value(f"SELECT COUNT(DISTINCT worker_pid) FROM `{DATABASE}`.jobs_completion"),
+        seconds=seconds,
+        peak=peak,
+        returncode=worker.returncode,
+        log=log,
+    )
 
+
+def main() -> int:
+    worker_args = ["--processes", str(PROCESSES), "--threads", str(THREADS), "--budget", str(BUDGET)]
+    with database_server() as server:
+        run = run_queue(server, JOBS, worker_args, environment(server), show=True)
     rows = [
-        ("jobs", f"{done} of {JOBS}, each done exactly once: {'yes' if exactly_once else 'NO'}"),
-        ("seconds", f"{seconds:.1f}"),
-        ("jobs/s", f"{done / seconds:.0f}"),
-        ("workers", f"{PROCESSES} processes x {THREADS} threads, budget {BUDGET} each; {pids} did jobs"),
-        ("peak connections", f"{peak} on the server (at most {PROCESSES * BUDGET} allowed)"),
-        ("worker exit status", str(worker.returncode)),
+        ("jobs", f"{run.done} of {JOBS}, each done exactly once: {'yes' if run.exactly_once else 'NO'}"),
+        ("seconds", f"{run.seconds:.1f}"),
+        ("jobs/s", f"{run.done / run.seconds:.0f}"),
+        (
+            "workers",
+            f"{PROCESSES} processes x {THREADS} threads, budget {BUDGET} each; {run.worker_pids} did jobs",
+        ),
+        ("peak connections", f"{run.peak} on the server (at most {PROCESSES * BUDGET} allowed)"),
+        ("worker exit status", str(run.returncode)),
     ]
     print("\nSummary")
     for name, value in rows:
         print(f"  {name:<19} {value}")
     print("Pool statistics, as each worker process reported when it stopped:")
-    for line in summaries:
-        print("  " + line.split(" INFO ", 1)[-1])
-    if not ok:
-        print("\nThe demo FAILED: see above.\n" + log[-3000:], file=sys.stderr)
-    return 0 if ok else 1
+    for line in run.log.splitlines():
+        if " stopped after " in line:
+            print("  " + line.split(" INFO ", 1)[-1])
+    if not run.ok:
+        print("\nThe demo FAILED: see above.\n" + run.log[-3000:], file=sys.stderr)
+    return 0 if run.ok else 1
 
 
 if __name__ == "__main__":

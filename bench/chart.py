@@ -1,0 +1,58 @@
+"""Draw the results of ``make bench`` into one PNG: request cycle ratios, job queue figures.
+
+python bench/chart.py REQUEST_CYCLE.json JOB_QUEUE.json OUT.png
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    request_cycle, job_queue = (json.loads(Path(path).read_text()) for path in argv[:2])
+    figure, (ratios, queue) = plt.subplots(1, 2, figsize=(12, 4.5))
+
+    rows = [row for row in request_cycle["rows"] if row["ratio"] is not None]
+    configs = sorted(
+        {row["config"] for row in rows}, key=lambda name: [r["config"] for r in rows].index(name)
+    )
+    for offset, threads in enumerate(sorted({row["threads"] for row in rows})):
+        values = [
+            next(r["ratio"] for r in rows if r["config"] == c and r["threads"] == threads) for c in configs
+        ]
+        ratios.bar(
+            [i + offset * 0.4 for i in range(len(configs))], values, width=0.4, label=f"{threads} thread(s)"
+        )
+    ratios.set_xticks([i + 0.2 for i in range(len(configs))], configs)
+    ratios.set_ylabel("time per request / persistent connection")
+    ratios.set_title("Request cycle (lower is better)")
+    ratios.legend()
+
+    names = [row["config"] for row in job_queue["rows"]]
+    queue.bar(names, [row["jobs_per_second"] for row in job_queue["rows"]], color="tab:green")
+    queue.set_ylabel("jobs/s")
+    queue.set_title(f"Job queue, {job_queue['threads']} threads")
+    for index, row in enumerate(job_queue["rows"]):
+        queue.annotate(
+            f"peak {row['peak_connections']} connections",
+            (index, row["jobs_per_second"]),
+            ha="center",
+            va="bottom",
+        )
+    queue.tick_params(axis="x", labelsize=8)
+
+    figure.tight_layout()
+    figure.savefig(argv[2], dpi=100)
+    print(f"Chart written to {argv[2]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
