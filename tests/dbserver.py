@@ -88,9 +88,28 @@ def _which(*names: str) -> str:
     )
 
 
+@dataclass
+class OwnedServer:
+    """A throwaway server that its tests may stop, start and restart (fault tests)."""
+
+    server: Server
+    executor: TCPExecutor
+
+    def restart(self) -> None:
+        self.executor.stop()
+        self.executor.start()
+
+
 @contextlib.contextmanager
 def throwaway_server() -> Iterator[Server]:
     """Start a private MariaDB server in a temporary directory; stop and remove it."""
+    with owned_server() as owned:
+        yield owned.server
+
+
+@contextlib.contextmanager
+def owned_server() -> Iterator[OwnedServer]:
+    """A throwaway server, with the means to stop and restart it."""
     base = Path(tempfile.mkdtemp(prefix="mysqlpool-db-"))
     datadir = base / "data"
     subprocess.run(
@@ -108,7 +127,7 @@ def throwaway_server() -> Iterator[Server]:
     try:
         executor, server = _start(base, datadir)
         try:
-            yield server
+            yield OwnedServer(server, executor)
         finally:
             executor.stop()
     finally:

@@ -1,0 +1,128 @@
+"""Faults of a server the tests own: a restart under load, and max_connections reached."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import MySQLdb
+import pytest
+from django.db import OperationalError, connections
+
+from mysqlpool import registry
+from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+from tests import dbserver
+from tests.conftest import request_cycle
+
+
+@pytest.fixture(scope="module")
+def owned() -> Iterator[dbserver.OwnedServer]:
+    with dbserver.owned_server() as server:
+        admin(server.server, "CREATE DATABASE faults")
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def own_database_access(django_db_blocker: Any) -> Iterator[None]:
+    """These tests use their own server, not the test database pytest-django guards."""
+    with django_db_blocker.unblock():
+        yield
+
+
+def admin(server: dbserver.Server, sql: str) -> None:
+    connection = MySQLdb.connect(
+        host=server.host, port=server.port, user=server.user, password=server.password
+    )
+    with connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+def settings_for(server: dbserver.Server, alias: str, **extra: Any) -> dict[str, Any]:
+    settings = dict(connections["default"].settings_dict)
+    settings.update(
+        NAME="faults", HOST=server.host, PORT=server.port, USER=server.user, PASSWORD=server.password
+    )
+    settings.update(extra)
+    return settings
+
+
+def test_a_restart_under_load_costs_only_django_operational_errors(owned: dbserver.OwnedServer) -> None:
+    settings = settings_for(owned.server, "restart", OPTIONS={"pool": {"pool_size": 4, "timeout": 5}})
+    alias = f"restart{id(settings)}"
+    stop = threading.Event()
+    restarted_at: list[float] = []
+    unexpected: list[BaseException] = []
+    outage_errors: list[int] = []
+    after_restart: dict[str, int] = {}
+
+    def work() -> None:
+        wrapper = DatabaseWrapper(settings, alias=alias)
+        name = threading.current_thread().name
+        while not stop.is_set():
+            try:
+                request_cycle(wrapper, "SELECT 1")
+                if restarted_at:
+                    after_restart[name] = after_restart.get(name, 0) + 1
+            except OperationalError as error:
+                outage_errors.append(error.args[0])
+                wrapper.close()
+                after_restart.pop(name, None)  # count only the successes since the last error
+            except BaseException as error:  # noqa: BLE001 - the test is about these
+                unexpected.append(error)
+                return
+        wrapper.close()
+
+    threads = [threading.Thread(target=work, name=f"t{number}") for number in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.3)  # load before the restart: any amount will do
+        owned.restart()
+        restarted_at.append(time.monotonic())
+        deadline = time.monotonic() + 30
+        while not (len(after_restart) == 4 and min(after_restart.values()) >= 20):
+            assert unexpected == [] and time.monotonic() < deadline, (after_restart, unexpected)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        registry.dispose(alias)
+    assert unexpected == []
+    assert all(thread.is_alive() is False for thread in threads)
+    assert outage_errors, "the restart went unnoticed: the test did not exercise the outage"
+    assert set(outage_errors) <= {2002, 2003, 2006, 2013, 1053, 1927, 4031}, outage_errors
+
+
+def test_max_connections_reached_is_a_clear_error_and_the_pool_recovers(owned: dbserver.OwnedServer) -> None:
+    server = owned.server
+    admin(server, "CREATE USER IF NOT EXISTS 'limited'@'%' IDENTIFIED BY 'pw'")
+    admin(server, "GRANT ALL ON faults.* TO 'limited'@'%'")
+    admin(server, "SET GLOBAL max_connections = 3")
+    holders = []
+    try:
+        settings = settings_for(server, "full", USER="limited", PASSWORD="pw")
+        alias = f"full{id(settings)}"
+        wrapper = DatabaseWrapper(settings, alias=alias)
+        while True:  # take every connection the server has left
+            try:
+                holders.append(
+                    MySQLdb.connect(host=server.host, port=server.port, user="limited", password="pw")
+                )
+            except MySQLdb.OperationalError as error:
+                assert error.args[0] == 1040
+                break
+        with pytest.raises(OperationalError) as refused:
+            wrapper.ensure_connection()
+        assert refused.value.args[0] == 1040
+        assert "Too many connections" in str(refused.value)
+        holders.pop().close()
+        assert request_cycle(wrapper, "SELECT 1") == ((1,),)  # not poisoned
+        wrapper.close()
+        registry.dispose(alias)
+    finally:
+        for holder in holders:
+            holder.close()
+        admin(server, "SET GLOBAL max_connections = 500")
