@@ -1,7 +1,10 @@
-"""Faults of a server the tests own: a restart under load, and max_connections reached."""
+"""Faults of a server the tests own: a restart under load, max_connections reached, a server
+that stops answering."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -126,3 +129,28 @@ def test_max_connections_reached_is_a_clear_error_and_the_pool_recovers(owned: d
         for holder in holders:
             holder.close()
         admin(server, "SET GLOBAL max_connections = 500")
+
+
+def test_a_server_that_stops_answering_is_bounded_by_read_timeout(owned: dbserver.OwnedServer) -> None:
+    settings = settings_for(owned.server, "stopped", OPTIONS={"read_timeout": 1, "connect_timeout": 2})
+    alias = f"stopped{id(settings)}"
+    wrapper = DatabaseWrapper(settings, alias=alias)
+    pid = owned.executor.process.pid
+    try:
+        request_cycle(wrapper, "SELECT 1")
+        wrapper.ensure_connection()  # a connection held across the stop
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        try:
+            with pytest.raises(OperationalError) as error:
+                request_cycle(wrapper, "SELECT 1")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert time.monotonic() - started < 10  # read_timeout, not for ever
+        assert error.value.args[0] in (2013, 2006)
+        wrapper.close()
+        assert request_cycle(wrapper, "SELECT 1") == ((1,),)  # the pool recovers
+        wrapper.close()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        registry.dispose(alias)
