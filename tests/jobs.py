@@ -35,3 +35,23 @@ def slow_unit() -> bool:
 
 
 NOT_CALLABLE = 42
+
+
+def claim_slowly() -> bool:
+    """A queue job done in one transaction that lasts a while.
+
+    The claim is also written to a MyISAM table, which no rollback undoes, so the
+    test can see who held which job when it kills a worker.
+    """
+    from django.db import transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM queue_jobs WHERE NOT done ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED")
+        row = cursor.fetchone()
+        if row is None:
+            return False
+        cursor.execute("INSERT INTO queue_claims (job, pid) VALUES (%s, %s)", [row[0], os.getpid()])
+        cursor.execute("SELECT SLEEP(1)")  # the test kills a worker in this second
+        cursor.execute("UPDATE queue_jobs SET done = TRUE WHERE id = %s", [row[0]])
+        cursor.execute("INSERT INTO queue_completions (job, pid) VALUES (%s, %s)", [row[0], os.getpid()])
+    return True

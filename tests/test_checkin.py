@@ -290,3 +290,17 @@ def test_a_connection_its_thread_never_returned_is_closed_when_dropped(
         assert get_stats()[alias]["checked_out"] == 0
     finally:
         registry.dispose(alias)
+
+
+def test_an_atomic_block_that_raised_hands_over_nothing(handover_server: Server) -> None:
+    connection = connections["default"]
+    make_table(connection)
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO handover VALUES (1, 'rolled back')")
+            cursor.execute("SELECT * FROM handover WHERE id = 1 FOR UPDATE")
+        1 / 0  # noqa: B018 - the block raises
+    connection.close()
+    assert lock_is_free(handover_server)
+    assert visible_rows(handover_server) == []
+    assert request_cycle(connection, "SELECT @@in_transaction, @@autocommit") == ((0, 1),)

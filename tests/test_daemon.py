@@ -336,3 +336,41 @@ def test_a_stale_pidfile_is_taken_over(
     code, stderr = stop(worker)
     assert code == 0, stderr
     assert not pidfile.exists()
+
+
+def test_a_worker_killed_mid_job_leaves_it_to_another_exactly_once(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    units.query("DROP TABLE IF EXISTS queue_jobs, queue_claims, queue_completions")
+    units.query(
+        "CREATE TABLE queue_jobs (id INT PRIMARY KEY, done BOOL NOT NULL DEFAULT FALSE) ENGINE=InnoDB"
+    )
+    units.query("CREATE TABLE queue_claims (job INT, pid INT) ENGINE=MyISAM")  # no rollback undoes a claim
+    units.query("CREATE TABLE queue_completions (job INT PRIMARY KEY, pid INT) ENGINE=InnoDB")
+    units.query("INSERT INTO queue_jobs (id) VALUES " + ", ".join(f"({n})" for n in range(1, 11)))
+    master = start_worker(
+        database_server, "tests.jobs.claim_slowly", "--processes", "2", "--interval", "0.05"
+    )
+    try:
+        in_flight: list[tuple[int, int]] = []
+
+        def a_job_in_flight() -> bool:
+            rows = units.query(
+                "SELECT c.job, c.pid FROM queue_claims c LEFT JOIN queue_completions d ON d.job = c.job "
+                "WHERE d.job IS NULL"
+            )
+            in_flight[:] = rows
+            return bool(rows)
+
+        wait_for(a_job_in_flight)
+        job, victim = in_flight[0]
+        os.kill(victim, signal.SIGKILL)  # in the middle of the job's transaction
+        wait_for(lambda: units.query("SELECT COUNT(*) FROM queue_completions")[0][0] == 10)
+    finally:
+        code, stderr = stop(master)
+    assert code == 0, stderr
+    completions = dict(units.query("SELECT job, pid FROM queue_completions"))
+    assert sorted(completions) == list(range(1, 11))  # every job exactly once (primary key)
+    assert completions[job] != victim  # done by another worker, after the server rolled back
+    claims = [pid for (pid,) in units.query("SELECT pid FROM queue_claims WHERE job = %s", job)]
+    assert victim in claims and len(claims) == 2
