@@ -8,7 +8,7 @@ DJANGO ?= Django>=5.2,<5.3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint pytest django-tests demo bench matrix clean
+.PHONY: test lint pytest django-tests demo bench load matrix clean
 
 $(STAMP): pyproject.toml setup.py scripts/system-deps.sh Makefile
 	scripts/system-deps.sh "$(PYTHON)"
@@ -41,6 +41,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/request_cycle.py --json .cache/bench/request_cycle.json
 	$(BIN)/python bench/job_queue.py --json .cache/bench/job_queue.json
 	$(BIN)/python bench/chart.py .cache/bench/request_cycle.json .cache/bench/job_queue.json .cache/bench/bench.png
+	$(BIN)/python bench/load.py --json .cache/bench/load.json
+
+# The load run in full: 200 threads sharing a budget of 8 for 60 s (bench/load.py).
+load: $(STAMP)
+	$(BIN)/python bench/load.py
 
 # pyenv keeps its other interpreters off PATH unless they are selected.
 matrix: $(STAMP)

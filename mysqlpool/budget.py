@@ -4,8 +4,10 @@ django-mysqlpool's reason to exist was to cap each process, so that one abusive
 service hits its own limit instead of exhausting the server, and the culprit is easy
 to find. The budget is enforced where connections are opened (the pools' creator),
 so overflow and several aliases cannot exceed it. When it is full, an idle
-connection of another alias is closed to make room; otherwise the opener waits up
-to its pool's timeout, then gets ConnectionBudgetExceeded naming every holder.
+connection of another alias is closed to make room; otherwise the opener waits in
+line (first come, first served) up to its pool's timeout, then gets
+ConnectionBudgetExceeded naming every holder. A connection counts until it is
+closed, and a close gives its room to the first in line.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from mysqlpool.errors import ConnectionBudgetExceeded
+from mysqlpool.waiters import PERMIT, Waiter
 
 SETTING = "MYSQLPOOL_BUDGET"
 HOLD_WARNING_SETTING = "MYSQLPOOL_HOLD_WARNING"
@@ -35,14 +38,6 @@ _MACHINERY = tuple(
     for module in (sys.modules["django"], sys.modules["mysqlpool"])
     if module.__file__
 )
-
-
-class IdleConnectionReturned(Exception):
-    """Raised to the opener instead of waiting: its own pool has an idle connection now.
-
-    Opening a connection while one of the same pool sits idle would close one to
-    open another; the opener's checkout takes the idle one instead.
-    """
 
 
 def validated_limit(value: Any, source: str = SETTING) -> int | None:
@@ -93,7 +88,8 @@ class Budget:
     """The connections this process may open, and who holds them."""
 
     def __init__(self) -> None:
-        self._condition = threading.Condition()
+        # Reentrant: Checkout.__del__ releases a hold wherever the collector runs.
+        self._lock = threading.RLock()
         self.limit: int | None = None
         self.hold_warning: float | None = None
         # Whether checkouts are recorded (it costs a walk up the stack): a plain
@@ -105,21 +101,24 @@ class Budget:
         self.wait_time = 0.0
         self.timeouts = 0
         self._holders: dict[int, Holder] = {}
+        # Threads waiting for room, first come first served; read without the lock
+        # on every check-in (empty: nobody waits).
+        self.line: deque[Waiter] = deque()
 
     def set_limit(self, limit: int | None) -> None:
-        with self._condition:
+        with self._lock:
             self.limit = validated_limit(limit, "the connection budget")
             self.tracking = self.limit is not None or self.hold_warning is not None
-            self._condition.notify_all()
+            self._serve_line()
 
     def set_hold_warning(self, seconds: float | None) -> None:
-        with self._condition:
+        with self._lock:
             self.hold_warning = validated_hold_warning(seconds)
             self.tracking = self.limit is not None or self.hold_warning is not None
 
     def hold(self, key: int, alias: str) -> None:
         holder = Holder(alias)
-        with self._condition:
+        with self._lock:
             self._holders[key] = holder
             if self.hold_warning is not None and self._watchdog is None:
                 self._watchdog = threading.Thread(
@@ -132,7 +131,7 @@ class Budget:
         while self.hold_warning is not None:
             time.sleep(max(self.hold_warning / 4, 0.05))
             now = time.monotonic()
-            with self._condition:
+            with self._lock:
                 overdue = [
                     holder
                     for holder in self._holders.values()
@@ -147,58 +146,62 @@ class Budget:
         self._watchdog = None
 
     def release_hold(self, key: int) -> None:
-        """A checkout ended: its connection may now be idle, so evictable for a waiter."""
-        with self._condition:
+        with self._lock:
             self._holders.pop(key, None)
-            self._condition.notify_all()
 
-    def reserve(
-        self,
-        alias: str,
-        timeout: float,
-        own_idle: Callable[[], bool],
-        evictors: Iterable[Callable[[], bool]],
-    ) -> None:
-        """Count a connection about to be opened; wait for room, or raise."""
-        started = time.monotonic()
-        deadline = started + timeout
-        waited = False
-        while True:
-            with self._condition:
-                if self.limit is None or self.open < self.limit:
-                    self.open += 1
-                    if waited:
-                        self.wait_time += time.monotonic() - started
-                    return
-            # Full. QueuePool opens a connection when it finds none idle; if one has
-            # come back since, take it. Else an idle connection of another alias
-            # makes room (its close comes back here through released()).
-            if own_idle():
-                raise IdleConnectionReturned
-            if any(evict() for evict in evictors):
-                continue
-            with self._condition:
-                if not waited:
-                    waited = True
-                    self.waits += 1
-                    logger.info(
-                        "Waiting for room in the connection budget (%s) for alias %r", self.limit, alias
-                    )
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.timeouts += 1
-                    self.wait_time += time.monotonic() - started
-                    message = self._exceeded_message(alias, timeout)
-                    logger.warning("%s", message)
-                    raise ConnectionBudgetExceeded(message)
-                if self.limit is not None and self.open >= self.limit:
-                    self._condition.wait(remaining)
+    def reserve(self) -> bool:
+        """Count a connection about to be opened, if there is room."""
+        with self._lock:
+            if self.limit is None or self.open < self.limit:
+                self.open += 1
+                return True
+            return False
+
+    def reserve_or_enlist(self, waiter: Waiter) -> bool:
+        """Count a connection about to be opened, or else put ``waiter`` in line for room."""
+        with self._lock:
+            if self.limit is None or self.open < self.limit:
+                self.open += 1
+                return True
+            self.line.append(waiter)
+            self.waits += 1
+        logger.info(
+            "Waiting for room in the connection budget (%s) for alias %r", self.limit, waiter.pool.alias
+        )
+        return False
 
     def released(self) -> None:
-        """A connection counted by reserve() was closed, or never opened."""
-        with self._condition:
+        """A connection counted by reserve() was closed, or never opened: room for the next."""
+        with self._lock:
             self.open = max(self.open - 1, 0)
-            self._condition.notify()
+            self._serve_line()
+
+    def _serve_line(self) -> None:
+        while self.line and (self.limit is None or self.open < self.limit):
+            if self.line.popleft().serve(PERMIT):
+                self.open += 1
+
+    def leave_line(self, waiter: Waiter, waited: float) -> None:
+        """``waiter`` no longer waits for room (served by its pool, or given up)."""
+        with self._lock:
+            if waiter in self.line:
+                self.line.remove(waiter)
+            self.wait_time += waited
+
+    def first_waiting_pool(self) -> Any:
+        """The pool of the first thread in line, or None if nobody waits."""
+        with self._lock:
+            while self.line and self.line[0].served:
+                self.line.popleft()
+            return self.line[0].pool if self.line else None
+
+    def exceeded(self, alias: str, timeout: float) -> ConnectionBudgetExceeded:
+        """The error of an opener that waited ``timeout`` seconds in vain."""
+        with self._lock:
+            self.timeouts += 1
+            message = self._exceeded_message(alias, timeout)
+        logger.warning("%s", message)
+        return ConnectionBudgetExceeded(message)
 
     def _exceeded_message(self, alias: str, timeout: float) -> str:
         now = time.monotonic()
@@ -212,7 +215,7 @@ class Budget:
         )
 
     def status(self) -> dict[str, Any]:
-        with self._condition:
+        with self._lock:
             return {
                 "limit": self.limit,
                 "open": self.open,

@@ -32,6 +32,8 @@ SERVER_STATUS_IN_TRANS = 0x0001
 _MARIADB_CONNECTION_SERVER_STATUS = 30
 _CAPSULE_NAME = b"_mysql.connection.native_connection"
 _HUNG_UP = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP | select.POLLNVAL
+# How long a close waits for the server to end the session (see close_and_wait()).
+SERVER_CLOSE_WAIT = 0.25
 
 
 class _PollFd(ctypes.Structure):
@@ -102,6 +104,26 @@ class PooledConnection(Connection):
             return True
         _mariadb_get_info(self._native, _MARIADB_CONNECTION_SERVER_STATUS, self._status_ref)
         return bool(self._status.value & SERVER_STATUS_IN_TRANS)
+
+    def close_and_wait(self, timeout: float = SERVER_CLOSE_WAIT) -> None:
+        """Close the connection, then wait up to ``timeout`` s for the server to end it.
+
+        After COM_QUIT the server ends the session in its own time, and counts it
+        until then. A connection opened at once to take this one's place in a
+        budget (or in max_connections) would find the server still counting both.
+        The server hangs up its end of the socket as it ends the session: a
+        duplicate of the descriptor, kept open across the close, sees that.
+        """
+        if not self.open:
+            return
+        watch = os.dup(self._pollfd.fd)
+        try:
+            self.close()  # type: ignore[no-untyped-call]
+            poller = select.poll()  # releases the GIL while it waits, as it should here
+            poller.register(watch, select.POLLIN | select.POLLHUP)
+            poller.poll(timeout * 1000)
+        finally:
+            os.close(watch)
 
     def disarm(self, devnull: int) -> None:
         """Make this connection, inherited through fork(), harmless to its parent.

@@ -17,22 +17,24 @@ says one is open, pool errors become Django errors, and every step is counted.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from sqlalchemy import event
 from sqlalchemy import exc as sqla_exc
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
-from sqlalchemy.util.queue import Empty
 
 from mysqlpool import stats
-from mysqlpool.budget import Budget, IdleConnectionReturned
+from mysqlpool.budget import Budget
 from mysqlpool.config import PoolConfig
 from mysqlpool.connection import PooledConnection
 from mysqlpool.dialect import PoolDialect
 from mysqlpool.errors import PoolTimeout
+from mysqlpool.waiters import PERMIT, RECORD, Waiter
 
 logger = logging.getLogger("mysqlpool")
 
@@ -42,9 +44,9 @@ logger = logging.getLogger("mysqlpool")
 # whenever it replaces the server connection.
 INITIALIZED = "mysqlpool.initialized"
 
-# How long opening a connection waits for room in the budget when the pool class
-# has no timeout of its own (QueuePool's default).
-_DEFAULT_BUDGET_TIMEOUT = 30.0
+# How long a checkout waits, for the pool or the budget, when the pool class has no
+# timeout of its own (QueuePool's default).
+_DEFAULT_TIMEOUT = 30.0
 
 # Connection parameters that may be logged and shown.
 _SHOWN_PARAMS = ("host", "port", "unix_socket", "database", "user")
@@ -103,24 +105,31 @@ class AliasPool:
         # room in it.
         self.budget = budget
         self._neighbours = neighbours
-        self._budget_timeout = config.argument("timeout") or _DEFAULT_BUDGET_TIMEOUT
+        self._timeout = config.argument("timeout") or _DEFAULT_TIMEOUT
         self.stats = stats.PoolStats()
-        self.dialect = PoolDialect()
+        self.dialect = PoolDialect(on_closed=self._closed)
         self.disposed = False
         # Inherited through fork(): nothing of it may be touched again (see orphan()).
         self.orphaned = False
         self.target = {k: connect_params[k] for k in _SHOWN_PARAMS if k in connect_params}
-        self._max_overflow = config.argument("max_overflow")
         self._pre_ping = config.argument("pre_ping")
         self._reset = _reset_action(config.argument("reset_on_return"))
         self._pool = config.backend(creator=self._connect, dialect=self.dialect, **config.arguments)
-        self._may_wait = isinstance(self._pool, QueuePool) and self._max_overflow != -1
-        # QueuePool's queue of idle records, and its deque, read without a call:
-        # empty means a wait.
-        queue: Any = getattr(self._pool, "_pool", None) if isinstance(self._pool, QueuePool) else None
-        self._queue = queue
-        self._idle: Any = queue.queue if self._may_wait else ()
-        self._count_closes_and_invalidations()
+        # A QueuePool's records are lent here, first come first served (see
+        # mysqlpool.waiters): its deque holds the idle ones, its overflow counter
+        # the room left; the line, the threads waiting. Other pool classes lend
+        # theirs through SQLAlchemy.
+        self.lines_up = isinstance(self._pool, QueuePool)
+        self._idle: deque[ConnectionPoolEntry] = self._pool._pool.queue if self.lines_up else deque()  # type: ignore[attr-defined]
+        self._lifo = bool(config.argument("use_lifo"))
+        self._max_idle = config.argument("pool_size") or 0
+        self._line: deque[Waiter] = deque()
+        # Reentrant: a checkout dropped without check-in is returned by its __del__,
+        # which the garbage collector may run anywhere, with the lock held too.
+        self._lock = threading.RLock()
+        # Set by a thread that counted its next connection in the budget already.
+        self._reserved = threading.local()
+        self._count_invalidations()
         self.alive.add(self)
         logger.info(
             "Created %s for database alias %r (%s) with %s",
@@ -133,9 +142,14 @@ class AliasPool:
     def __repr__(self) -> str:
         return f"<AliasPool {self.alias!r} {self.config.backend_name} {self.target}>"
 
+    # ---------------------------------------------------------------- opening
+
     def _connect(self) -> Any:
-        evictors = [pool.evict_idle for pool in self._neighbours() if pool is not self]
-        self.budget.reserve(self.alias, self._budget_timeout, self._has_idle, evictors)
+        """SQLAlchemy's creator: a new connection, counted in the budget."""
+        if getattr(self._reserved, "held", False):
+            self._reserved.held = False
+        else:
+            self._wait_for_budget_room()
         try:
             connection = PooledConnection(**self.connect_params)
         except BaseException:
@@ -144,54 +158,71 @@ class AliasPool:
         self.stats.add(stats.CONNECTS)
         return connection
 
-    def _has_idle(self) -> bool:
-        return self._queue is not None and self._queue.qsize() > 0
+    def _wait_for_budget_room(self) -> None:
+        """Count a connection in the budget, waiting in line for room if it is full."""
+        waiter = Waiter(self, holds_slot=True)
+        if self._reserve_or_enlist(waiter):
+            return
+        started = time.monotonic()
+        outcome = waiter.wait(self._timeout)
+        if outcome is None and waiter.withdraw():
+            self.budget.leave_line(waiter, time.monotonic() - started)
+            raise self.budget.exceeded(self.alias, self._timeout)
+        self.budget.leave_line(waiter, time.monotonic() - started)
+
+    def _reserve_or_enlist(self, waiter: Waiter) -> bool:
+        """Count a connection in the budget, closing an idle one of another alias to make
+        room if needed; else put ``waiter`` in the budget's line."""
+        return (
+            self.budget.reserve()
+            or (self._make_room() and self.budget.reserve())
+            or (self.budget.reserve_or_enlist(waiter))
+        )
+
+    def _make_room(self) -> bool:
+        """Close an idle connection of another alias; False if there is none."""
+        return any(pool.evict_idle() for pool in self._neighbours() if pool is not self)
 
     def evict_idle(self) -> bool:
         """Close one idle connection to make room in the budget; False if none."""
-        if self._queue is None or self.orphaned:
+        if not self.lines_up or self.orphaned:
             return False
-        for _ in range(self._queue.qsize()):
-            try:
-                record = self._queue.get(False)
-            except Empty:
+        with self._lock:
+            if not self._idle:
                 return False
-            had_connection = record.dbapi_connection is not None
-            try:
-                record.close()  # the slot stays, and reconnects when next needed
-            finally:
-                self._pool._return_conn(record)
-            if had_connection:
-                logger.info("Closed an idle connection of alias %r to make room in the budget", self.alias)
-                return True
-        return False
+            record = self._idle.popleft()  # the longest idle
+        self._drop(record)
+        logger.info("Closed an idle connection of alias %r to make room in the budget", self.alias)
+        return True
 
-    def _count_closes_and_invalidations(self) -> None:
-        def closed(*args: Any) -> None:
-            self.stats.add(stats.CLOSES)
-            if not self.orphaned:  # a forked child's budget never counted it
-                self.budget.released()
+    def _closed(self) -> None:
+        """A connection of the pool is closed (by the dialect): its room in the budget is free."""
+        self.stats.add(stats.CLOSES)
+        if not self.orphaned:  # a forked child's budget never counted it
+            self.budget.released()
 
+    def _count_invalidations(self) -> None:
         def invalidated(dbapi_connection: Any, record: Any, error: BaseException | None) -> None:
             self.stats.add(stats.INVALIDATIONS)
             logger.info("Invalidated a connection of alias %r: %r", self.alias, error)
 
-        event.listen(self._pool, "close", closed)
-        event.listen(self._pool, "close_detached", closed)
         event.listen(self._pool, "invalidate", invalidated)
+
+    # ---------------------------------------------------------------- checkout
 
     def checkout(self) -> Checkout:
         """A healthy connection, waiting up to the pool's timeout for one."""
         self.stats.add(stats.CHECKOUTS)
         while True:
-            try:
-                # Every call here runs on every request: the common case is inlined.
-                if self._may_wait and not self._idle and self._pool.overflow() >= self._max_overflow:  # type: ignore[attr-defined]
-                    record = self._wait_for_record()
-                else:
-                    record = self._record_or_timeout()
-            except IdleConnectionReturned:
-                continue
+            if not self.lines_up:
+                record = self._record_from_sqlalchemy()
+            else:
+                try:
+                    # The common case, inlined: an idle connection and nobody in line
+                    # (while anyone waits, nothing idles: returns go to the line).
+                    record = self._idle.pop() if self._lifo else self._idle.popleft()
+                except IndexError:
+                    record = self._record_in_turn()
             try:
                 # The record, not its public protocol, knows how to (re)connect.
                 connection: PooledConnection = record.get_connection()  # type: ignore[attr-defined]
@@ -199,9 +230,6 @@ class AliasPool:
                     connection.server_hung_up()
                     or (self._pre_ping and not self.dialect._do_ping_w_event(connection))  # type: ignore[arg-type]
                 )
-            except IdleConnectionReturned:
-                self._return(record, None)
-                continue
             except BaseException as error:
                 self._return(record, error)
                 raise
@@ -212,16 +240,7 @@ class AliasPool:
             # loop ends once the pool has no dead idle ones left.
             self._return(record, ConnectionResetError("the server closed the idle connection"))
 
-    def _wait_for_record(self) -> ConnectionPoolEntry:
-        """A record from an exhausted QueuePool: wait for a return, and count it."""
-        self.stats.add(stats.WAITS)
-        started = time.perf_counter()
-        try:
-            return self._record_or_timeout()
-        finally:
-            self.stats.add(stats.WAIT_TIME, time.perf_counter() - started)
-
-    def _record_or_timeout(self) -> ConnectionPoolEntry:
+    def _record_from_sqlalchemy(self) -> ConnectionPoolEntry:
         try:
             return self._pool._do_get()
         except sqla_exc.TimeoutError:
@@ -229,8 +248,83 @@ class AliasPool:
             # Raised outside the except block: the SQLAlchemy error adds nothing.
         raise PoolTimeout(self._timeout_message())
 
+    def _record_in_turn(self) -> ConnectionPoolEntry:
+        """An idle record if nobody waits, else a new one if there is room, else wait in line."""
+        with self._lock:
+            if self._idle and not self._line:
+                return self._idle.pop() if self._lifo else self._idle.popleft()
+            if self._pool._inc_overflow():  # type: ignore[attr-defined]
+                waiter = None
+            else:
+                waiter = Waiter(self)
+                self._line.append(waiter)
+                # A lock-free check-in may have left one idle as we lined up.
+                self._serve_line()
+        if waiter is None:
+            return self._open_in_slot()
+        self.stats.add(stats.WAITS)
+        return self._wait_in_line(waiter)
+
+    def _open_in_slot(self) -> ConnectionPoolEntry:
+        """A new record in room the caller took in the pool, once the budget has room too."""
+        waiter = Waiter(self, holds_slot=True)
+        if self._reserve_or_enlist(waiter):
+            return self._new_record()
+        with self._lock:
+            # In this pool's line too: a connection returned to it does as well.
+            self._line.append(waiter)
+            self._serve_line()
+        return self._wait_in_line(waiter)
+
+    def _new_record(self) -> ConnectionPoolEntry:
+        """Open a connection in room taken in the pool and in the budget."""
+        self._reserved.held = True
+        try:
+            return self._pool._create_connection()
+        except BaseException:
+            if self._reserved.held:  # the creator never ran
+                self._reserved.held = False
+                self.budget.released()
+            self._free_slot()
+            raise
+        finally:
+            self._reserved.held = False
+
+    def _wait_in_line(self, waiter: Waiter) -> ConnectionPoolEntry:
+        started = time.monotonic()
+        outcome = waiter.wait(self._timeout)
+        if outcome is None:
+            if waiter.withdraw():
+                raise self._gave_up(waiter, started)
+            outcome = waiter.outcome  # served as it gave up
+        self._leave_line(waiter, started)
+        if outcome == PERMIT:
+            return self._new_record()
+        if waiter.holds_slot:  # the record handed over brings its own room
+            self._free_slot()
+        record: ConnectionPoolEntry = waiter.record
+        return record
+
+    def _leave_line(self, waiter: Waiter, started: float) -> None:
+        waited = time.monotonic() - started
+        with self._lock:
+            if waiter in self._line:
+                self._line.remove(waiter)
+        if waiter.holds_slot:
+            self.budget.leave_line(waiter, waited)
+        else:
+            self.stats.add(stats.WAIT_TIME, waited)
+
+    def _gave_up(self, waiter: Waiter, started: float) -> Exception:
+        self._leave_line(waiter, started)
+        if waiter.holds_slot:
+            self._free_slot()
+            return self.budget.exceeded(self.alias, self._timeout)
+        self.stats.add(stats.TIMEOUTS)
+        return PoolTimeout(self._timeout_message())
+
     def _timeout_message(self) -> str:
-        size, overflow = self.config.argument("pool_size"), self._max_overflow
+        size, overflow = self.config.argument("pool_size"), self.config.argument("max_overflow")
         return (
             f"mysqlpool: no connection of database alias {self.alias!r} became free "
             f"within timeout={self.config.argument('timeout')}s: all "
@@ -238,6 +332,8 @@ class AliasPool:
             "checked out. Return connections sooner (auto_close_db() around each "
             "unit of work, no long transactions) or raise pool_size/max_overflow."
         )
+
+    # ---------------------------------------------------------------- check-in
 
     def checkin(self, checkout: Checkout, *, discard: bool = False) -> None:
         """Return a connection: reset it, or close it if ``discard`` or it fails to reset."""
@@ -258,11 +354,50 @@ class AliasPool:
         except Exception as error:
             logger.warning("Closing a connection of alias %r that failed to reset: %r", self.alias, error)
             self._return(record, error)
-        else:
+            return
+        if not self.lines_up:
             self._pool._return_conn(record)
+        elif self._line or self.budget.line or (self._max_idle and len(self._idle) >= self._max_idle):
+            self._hand_over(record)
+        else:
+            self._idle.append(record)
+            if self._line:  # someone lined up meanwhile
+                with self._lock:
+                    self._serve_line()
+
+    def _hand_over(self, record: ConnectionPoolEntry) -> None:
+        """A returned record: to the first in line, else idle; closed to make room elsewhere."""
+        with self._lock:
+            if not self._gives_way():
+                while self._line:
+                    if self._line.popleft().serve(RECORD, record):
+                        return
+                if not self._max_idle or len(self._idle) < self._max_idle:
+                    self._idle.append(record)
+                    return
+        self._drop(record)
+
+    def _gives_way(self) -> bool:
+        """Whether a returned connection is closed, for a thread of another alias waiting for room.
+
+        Always when no thread of this alias waits; else only if the other alias has
+        fewer connections by two or more. The aliases sharing a budget so even out.
+        """
+        other = self.budget.first_waiting_pool()
+        if other is None or other is self:
+            return False
+        return not self._line or other.stats.open_connections() + 1 < self.stats.open_connections()
+
+    def _serve_line(self) -> None:
+        """Hand idle records to the threads in line (the lock held)."""
+        while self._line and self._idle:
+            waiter = self._line.popleft()
+            record = self._idle.pop() if self._lifo else self._idle.popleft()
+            if not waiter.serve(RECORD, record):
+                self._idle.appendleft(record)
 
     def invalidate(self, checkout: Checkout, error: BaseException) -> None:
-        """Close a broken connection at once; its slot reconnects when next needed."""
+        """Close a broken connection at once; its room goes to the next in line."""
         record, checkout.record = checkout.record, None
         if record is not None and not self.orphaned:
             if self.budget.tracking:
@@ -270,11 +405,42 @@ class AliasPool:
             self._return(record, error)
 
     def _return(self, record: ConnectionPoolEntry, error: BaseException | None) -> None:
-        """Close the record's connection and give the slot back to the pool."""
+        """Close the record's connection at once and free its room."""
+        if not self.lines_up:
+            try:
+                record.invalidate(error)
+            finally:
+                self._pool._return_conn(record)
+            return
         try:
             record.invalidate(error)
         finally:
-            self._pool._return_conn(record)
+            self._free_slot()
+
+    def _drop(self, record: ConnectionPoolEntry) -> None:
+        """Close a healthy record's connection (waiting for the server) and free its room."""
+        try:
+            record.close()
+        finally:
+            self._free_slot()
+
+    def _free_slot(self) -> None:
+        """A record is gone: its room in the pool goes to the first in line without any.
+
+        That thread keeps its place in line, and now waits for a returned
+        connection or for room in the budget, whichever comes first.
+        """
+        self._pool._dec_overflow()  # type: ignore[attr-defined]
+        with self._lock:
+            for waiter in self._line:
+                if not waiter.holds_slot and not waiter.served:
+                    if self._pool._inc_overflow():  # type: ignore[attr-defined]
+                        waiter.holds_slot = True
+                        if self.budget.reserve_or_enlist(waiter) and not waiter.serve(PERMIT):
+                            self.budget.released()  # it gave up meanwhile, and frees the room
+                    return
+
+    # ---------------------------------------------------------------- life cycle
 
     def orphan(self) -> None:
         """Abandon this pool in a forked child, whose parent owns its connections.
@@ -288,17 +454,22 @@ class AliasPool:
     def dispose(self) -> None:
         """Close the idle connections; the checked-out ones close when returned."""
         self.disposed = True
-        self._pool.dispose()
+        if self.lines_up:
+            with self._lock:
+                idle = list(self._idle)
+                self._idle.clear()
+            for record in idle:
+                self._drop(record)
+        else:
+            self._pool.dispose()
         logger.info("Closed the pool of database alias %r", self.alias)
 
     def status(self) -> dict[str, Any]:
         """Live figures of the pool: connections open, idle, checked out, overflow."""
         counters = self.stats.get()
         open_connections = self.stats.open_connections()
-        if self._queue is not None:
-            # Idle slots whose connection was closed (invalidated, evicted for the
-            # budget) reconnect when next used: only the open ones count as idle.
-            idle = sum(record.dbapi_connection is not None for record in list(self._queue.queue))
+        if self.lines_up:
+            idle = len(self._idle)
             overflow = max(self._pool.overflow(), 0)  # type: ignore[attr-defined]
         else:
             # NullPool closes what is returned; the others keep no shared idle list

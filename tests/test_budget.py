@@ -69,6 +69,37 @@ def test_an_idle_connection_of_another_alias_makes_room(make_wrapper: Any, serve
     assert get_stats()[first.alias]["idle"] == 0
 
 
+def test_a_thread_waiting_for_room_is_served_before_the_alias_holding_it_takes_more(
+    make_wrapper: Any, server: Server
+) -> None:
+    """A connection returned while another alias waits for the budget is closed for it."""
+    set_budget(1)
+    first = make_wrapper(pool={"timeout": 30})
+    second = make_wrapper(pool={"timeout": 30})
+    held = connection_id(first)
+    served: list[str] = []
+
+    def wait_for_room() -> None:
+        wrapper = type(second)(second.settings_dict, alias=second.alias)
+        connection_id(wrapper)
+        served.append(second.alias)
+        wrapper.close()
+
+    waits = budget_figures()["waits"]
+    thread = threading.Thread(target=wait_for_room)
+    thread.start()
+    while budget_figures()["waits"] == waits:  # the thread is in the budget's line
+        thread.join(0.005)
+    first.close()
+    connection_id(first)  # behind the waiting thread: it waits for the room back
+    served.append(first.alias)
+    first.close()
+    thread.join()
+    assert served == [second.alias, first.alias]
+    assert held not in server.all_sessions()
+    assert budget_figures()["timeouts"] == 0
+
+
 def test_exhaustion_names_the_holder(make_wrapper: Any) -> None:
     set_budget(1)
     holding, release = threading.Event(), threading.Event()

@@ -193,3 +193,71 @@ def test_recycle_replaces_connections_older_than_it(make_wrapper: Any) -> None:
     time.sleep(0.3)  # the connection is now older than recycle: no race, just age
     assert connection_id(wrapper) != first
     assert pool_stats(wrapper)["connects"] == 2
+
+
+def wait_until_waiting(wrapper: Any, waits: int) -> None:
+    """Return once ``waits`` checkouts of the wrapper's pool have lined up."""
+    deadline = time.monotonic() + 30
+    while pool_stats(wrapper)["waits"] < waits:
+        assert time.monotonic() < deadline, "the thread never lined up"
+        time.sleep(0.005)
+
+
+def test_waiting_threads_are_served_first_come_first_served(make_wrapper: Any) -> None:
+    """The thread that returns a connection cannot take it straight back past those waiting.
+
+    SQLAlchemy's QueuePool lets it: with 200 threads on 8 connections, most waiters
+    then starve until they time out (bench/load.py).
+    """
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 30})
+    holder.ensure_connection()
+    served: list[str] = []
+
+    def wait_in_line(name: str) -> None:
+        wrapper = type(holder)(holder.settings_dict, alias=holder.alias)
+        wrapper.ensure_connection()
+        served.append(name)
+        wrapper.close()
+
+    threads = []
+    for number in range(1, 4):
+        thread = threading.Thread(target=wait_in_line, args=(f"waiter {number}",))
+        thread.start()
+        wait_until_waiting(holder, number)
+        threads.append(thread)
+    holder.close()
+    holder.ensure_connection()  # back at the end of the line
+    served.append("holder again")
+    holder.close()
+    for thread in threads:
+        thread.join()
+    assert served == ["waiter 1", "waiter 2", "waiter 3", "holder again"]
+    assert pool_stats(holder)["timeouts"] == 0
+
+
+def test_a_broken_connection_makes_room_for_a_waiting_thread(make_wrapper: Any, server: Server) -> None:
+    """Its slot goes to the thread in line, which opens a new connection at once.
+
+    The pool's timeout is far longer than the test may take: the thread is served
+    by the invalidation, not by giving up.
+    """
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 600})
+    broken = connection_id(holder)
+    got: list[int] = []
+
+    def wait_for_a_connection() -> None:
+        waiter = type(holder)(holder.settings_dict, alias=holder.alias)
+        got.append(connection_id(waiter))
+        waiter.close()
+
+    thread = threading.Thread(target=wait_for_a_connection, daemon=True)
+    thread.start()
+    wait_until_waiting(holder, 1)
+    server.kill(broken)
+    server.wait_until_gone(broken)
+    with pytest.raises(OperationalError):
+        connection_id(holder)  # the disconnect error invalidates the connection
+    holder.close()
+    thread.join(60)
+    assert len(got) == 1 and got[0] != broken
+    assert pool_stats(holder)["invalidations"] == 1

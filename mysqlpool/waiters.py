@@ -1,0 +1,69 @@
+"""A thread waiting in line for a connection, and how it is served.
+
+SQLAlchemy's QueuePool puts a returned connection back in its queue and lets
+whoever asks next take it: under load, the thread that returned it asks again at
+once and wins, and the threads already waiting starve until they time out
+(measured: 200 threads on 8 connections, 192 of them timed out after 10 s while 8
+threads did all the work). mysqlpool serves waiting threads first-come,
+first-served, as psycopg_pool does: whoever frees something hands it directly to
+the first thread in line.
+
+A waiter is served exactly once, with one of:
+
+* ``RECORD``: a pooled connection record, handed over by a check-in;
+* ``PERMIT``: room in the budget, counted for the waiter, which holds room in its
+  pool (``holds_slot``, QueuePool's overflow count): it opens a connection.
+
+A waiter without room in its pool may be given some while it waits (a connection
+of the pool was closed); it then waits for the budget too, at the same place.
+
+Whoever serves and the waiter itself (giving up at its timeout) race through
+``serve()`` and ``withdraw()``; exactly one of them wins.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+RECORD = "record"
+PERMIT = "permit"
+WITHDRAWN = "withdrawn"
+
+
+class Waiter:
+    """One thread's place in a pool's line, and in the budget's if it waits for room."""
+
+    __slots__ = ("_event", "_lock", "holds_slot", "outcome", "pool", "record")
+
+    def __init__(self, pool: Any, *, holds_slot: bool = False) -> None:
+        self.pool = pool
+        # Whether the thread holds room in its pool and waits for the budget; set
+        # under its pool's lock.
+        self.holds_slot = holds_slot
+        self.outcome: str | None = None
+        self.record: Any = None
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+
+    @property
+    def served(self) -> bool:
+        return self.outcome is not None
+
+    def serve(self, outcome: str, record: Any = None) -> bool:
+        """Give the waiter ``outcome``; False if it was served or gave up already."""
+        with self._lock:
+            if self.outcome is not None:
+                return False
+            self.outcome, self.record = outcome, record
+        self._event.set()
+        return True
+
+    def withdraw(self) -> bool:
+        """Give up waiting; False if the waiter was served meanwhile (it must take that)."""
+        return self.serve(WITHDRAWN)
+
+    def wait(self, timeout: float) -> str | None:
+        """The outcome, or None if nothing came within ``timeout`` seconds."""
+        self._event.wait(max(timeout, 0.0))
+        return self.outcome
