@@ -10,8 +10,13 @@ closing idle connections of the other.
 The run passes when:
 
 * no unit raised, and every thread read back exactly the rows it had written;
-* the server never had more connections from the pools than the budget
-  (``Max_used_connections`` since ``FLUSH STATUS``, exact rather than sampled);
+* the process never held more connections than the budget (the budget's own
+  high-water mark, ``get_stats()[alias]["budget"]["peak"]``);
+* the server never counted more connections from the pools than the budget, but
+  for one it was still ending: ``Max_used_connections`` since ``FLUSH STATUS``,
+  exact rather than sampled. MariaDB counts a session until its thread has
+  cleaned up, a moment after it hung up the socket; mysqlpool waits for the hang-up
+  before it opens a replacement, and cannot see the rest;
 * the table holds exactly one row per unit counted: nothing lost, nothing extra;
 * after ``close_pool()`` the server lists no connection of the pools' user;
 * memory is stable: from a quarter of the run to its end, the process's resident
@@ -53,7 +58,8 @@ PASSWORD = "load-Passw0rd"
 # Memory growth allowed between a quarter of the run and its end: noise, not leaks.
 MEMORY_SLACK = 4 * 1024 * 1024
 OBJECT_SLACK = 2000
-SAMPLE_PERIOD = 1.0
+# A session the server still counts after mysqlpool closed it (see above).
+SERVER_TEARDOWN_SLACK = 1
 
 
 @dataclass
@@ -64,6 +70,7 @@ class Figures:
     units: int = 0
     errors: list[str] = field(default_factory=list)
     rows_in_table: int = 0
+    process_peak: int = 0
     server_peak: int = 0
     left_open: int = 0
     budget_waits: int = 0
@@ -79,8 +86,11 @@ class Figures:
             f"{len(self.errors)} units raised, e.g. {self.errors[:3]}": not self.errors,
             f"{self.rows_in_table} rows in the table for {self.units} units": self.rows_in_table
             == self.units,
-            f"the server saw {self.server_peak} connections, over the budget of {self.budget}": (
-                self.server_peak <= self.budget
+            f"the process held {self.process_peak} connections, over the budget of {self.budget}": (
+                self.process_peak <= self.budget
+            ),
+            f"the server counted {self.server_peak} connections, for a budget of {self.budget}": (
+                self.server_peak <= self.budget + SERVER_TEARDOWN_SLACK
             ),
             f"{self.left_open} connections left open after close_pool()": self.left_open == 0,
             f"resident memory grew {self.rss_at_end - self.rss_after_warmup} bytes": (
@@ -242,6 +252,7 @@ def run(server: Server, threads: int, budget: int, seconds: float, timeout: floa
     stats = get_stats()
     figures.checkouts = sum(stats[alias]["checkouts"] for alias in ALIASES)
     figures.budget_waits = stats["default"]["budget"]["waits"]
+    figures.process_peak = stats["default"]["budget"]["peak"]
     figures.server_peak = admin.value("SHOW STATUS LIKE 'Max_used_connections'") - baseline
     figures.connects = admin.value("SHOW STATUS LIKE 'Connections'") - connects_before
     close_pool()
@@ -271,7 +282,8 @@ def report(figures: Figures, show: Callable[[str], None] = print) -> None:
     show(f"  units of work done:        {figures.units} ({figures.units / figures.seconds:.0f}/s)")
     show(f"  units that raised:         {len(figures.errors)}")
     show(f"  rows in the table:         {figures.rows_in_table}")
-    show(f"  server peak connections:   {figures.server_peak} (budget {figures.budget})")
+    show(f"  most connections held:     {figures.process_peak} (budget {figures.budget})")
+    show(f"  server's peak count:       {figures.server_peak} (Max_used_connections)")
     show(f"  connections opened:        {figures.connects} for {figures.checkouts} checkouts")
     show(f"  budget waits:              {figures.budget_waits}")
     show(f"  left open after close:     {figures.left_open}")

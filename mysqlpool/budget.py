@@ -97,6 +97,8 @@ class Budget:
         self.tracking = False
         self._watchdog: threading.Thread | None = None
         self.open = 0
+        # The most connections counted at once: what the process held at its peak.
+        self.peak = 0
         self.waits = 0
         self.wait_time = 0.0
         self.timeouts = 0
@@ -153,7 +155,7 @@ class Budget:
         """Count a connection about to be opened, if there is room."""
         with self._lock:
             if self.limit is None or self.open < self.limit:
-                self.open += 1
+                self._count_one()
                 return True
             return False
 
@@ -161,7 +163,7 @@ class Budget:
         """Count a connection about to be opened, or else put ``waiter`` in line for room."""
         with self._lock:
             if self.limit is None or self.open < self.limit:
-                self.open += 1
+                self._count_one()
                 return True
             self.line.append(waiter)
             self.waits += 1
@@ -179,7 +181,11 @@ class Budget:
     def _serve_line(self) -> None:
         while self.line and (self.limit is None or self.open < self.limit):
             if self.line.popleft().serve(PERMIT):
-                self.open += 1
+                self._count_one()
+
+    def _count_one(self) -> None:
+        self.open += 1
+        self.peak = max(self.peak, self.open)
 
     def leave_line(self, waiter: Waiter, waited: float) -> None:
         """``waiter`` no longer waits for room (served by its pool, or given up)."""
@@ -219,6 +225,7 @@ class Budget:
             return {
                 "limit": self.limit,
                 "open": self.open,
+                "peak": self.peak,
                 "held": len(self._holders),
                 "waits": self.waits,
                 "wait_time": self.wait_time,
@@ -243,10 +250,11 @@ def process_budget() -> Budget:
 
 
 def set_budget(limit: int | None) -> None:
-    """Set this process's connection budget at run time (None: no budget)."""
-    global _configured
-    _budget.set_limit(limit)
-    _configured = True
+    """Set this process's connection budget at run time (None: no budget).
+
+    The settings are read first, so that MYSQLPOOL_HOLD_WARNING still applies.
+    """
+    process_budget().set_limit(limit)
 
 
 def start_afresh_in_child() -> None:

@@ -55,3 +55,37 @@ def claim_slowly() -> bool:
         cursor.execute("UPDATE queue_jobs SET done = TRUE WHERE id = %s", [row[0]])
         cursor.execute("INSERT INTO queue_completions (job, pid) VALUES (%s, %s)", [row[0], os.getpid()])
     return True
+
+
+_steps = itertools.count()
+
+
+def every_path_once() -> bool:
+    """One path that logs, counts or raises per unit, in turn (tests/test_secrets.py).
+
+    Run with a budget of 1: a query, logging what a user might log; the budget
+    exceeded; the connection killed under a query; a connect refused.
+    """
+    import logging
+
+    from django.db import connections
+
+    from mysqlpool import get_stats
+    from mysqlpool.registry import pool_for
+
+    step = next(_steps) % 4
+    if step == 0:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT SLEEP(0.3)")  # past the hold warning
+        logging.getLogger("tests.jobs").info(
+            "%r %r %r %s", connection, connection.connection, pool_for(connection), get_stats()
+        )
+    elif step == 1:
+        connection.ensure_connection()
+        connections["second"].ensure_connection()  # no room: ConnectionBudgetExceeded
+    elif step == 2:
+        with connection.cursor() as cursor:
+            cursor.execute("KILL CONNECTION CONNECTION_ID()")
+    else:
+        connections["wrongpw"].ensure_connection()  # access denied
+    return True

@@ -113,7 +113,7 @@ def test_stats_report_every_documented_figure() -> None:
     connection_id(connections["default"])
     figures = get_stats()["default"]
     assert set(figures) == {"budget", "backend", "open", "idle", "checked_out", "overflow", *stats.COUNTERS}
-    assert set(figures["budget"]) == {"limit", "open", "held", "waits", "wait_time", "timeouts"}
+    assert set(figures["budget"]) == {"limit", "open", "peak", "held", "waits", "wait_time", "timeouts"}
     assert (figures["open"], figures["checked_out"], figures["idle"]) == (1, 1, 0)
     connections["default"].close()
     assert (pool_stats(connections["default"])["idle"], checked_out("default")) == (1, 0)

@@ -33,6 +33,7 @@ def test_many_threads_share_a_small_budget_with_nothing_lost(tmp_path: Path) -> 
     assert figures["errors"] == []
     assert figures["units"] > 50  # every thread did some work...
     assert figures["rows_in_table"] == figures["units"]  # ...and every unit's row is there
-    assert 0 < figures["server_peak"] <= 4
+    assert 0 < figures["process_peak"] <= 4
+    assert figures["server_peak"] <= 5  # a session the server was still ending, at most
     assert figures["left_open"] == 0
     assert "load run: passed" in run.stdout
