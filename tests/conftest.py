@@ -22,10 +22,23 @@ _aliases = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def database_server() -> Iterator[dbserver.Server]:
-    """The MariaDB server of the run: MYSQLPOOL_TEST_HOST's, or a throwaway one."""
-    with dbserver.test_server() as server:
-        yield server
+def database_server(request: pytest.FixtureRequest) -> Iterator[dbserver.Server]:
+    """The MariaDB server of the run: MYSQLPOOL_TEST_HOST's, or a throwaway one.
+
+    If tests failed, the end of the throwaway server's log is shown before it is
+    removed: a server that stopped answering says why there.
+    """
+    configured = dbserver.configured_server()
+    if configured is not None:
+        yield configured
+        return
+    with dbserver.owned_server() as owned:
+        yield owned.server
+        if request.session.testsfailed:
+            reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+            state = "running" if owned.executor.running() else "NOT RUNNING"
+            reporter.write_sep("-", f"the test server ({state}): the end of its log")
+            reporter.write_line(owned.log_tail())
 
 
 @pytest.fixture(scope="session")

@@ -94,6 +94,14 @@ class OwnedServer:
 
     server: Server
     executor: TCPExecutor
+    log: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the server's error log, to show when tests failed."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as error:
+            return f"(no server log: {error})"
 
     def restart(self) -> None:
         self.executor.stop()
@@ -127,7 +135,7 @@ def owned_server() -> Iterator[OwnedServer]:
     try:
         executor, server = _start(base, datadir)
         try:
-            yield OwnedServer(server, executor)
+            yield OwnedServer(server, executor, base / "server.log")
         finally:
             executor.stop()
     finally:
