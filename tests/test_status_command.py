@@ -29,7 +29,7 @@ def test_json_shows_settings_live_figures_and_budget() -> None:
     assert default["arguments"]["pool_size"] == 4 and default["arguments"]["recycle"] == 3600
     assert default["live"]["checked_out"] == 1
     assert set(report["aliases"]) == {"default", "other"}  # not the plain alias
-    assert set(report["budget"]) == {"limit", "open", "held", "waits", "wait_time", "timeouts"}
+    assert set(report["budget"]) == {"limit", "open", "peak", "held", "waits", "wait_time", "timeouts"}
     connections["default"].close()
 
 

@@ -111,6 +111,17 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         if record is not None:
             record.info[INITIALIZED] = self._session_settings()
 
+    def set_autocommit(
+        self, autocommit: bool, force_begin_transaction_with_broken_autocommit: bool = False
+    ) -> None:
+        # connect() turns autocommit on. A reused connection with its session
+        # settings in place has it on already, unless a former user turned it off:
+        # then, and in every other call, Django does the work.
+        if self._session_ready and autocommit and self.connection.get_autocommit():
+            self.autocommit = True
+            return
+        super().set_autocommit(autocommit, force_begin_transaction_with_broken_autocommit)
+
     def _set_autocommit(self, autocommit: bool) -> None:
         # On a reused connection autocommit is already on: skip Django's error
         # wrapping and mysqlclient's method around a check it makes anyway.
