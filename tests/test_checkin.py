@@ -304,3 +304,30 @@ def test_an_atomic_block_that_raised_hands_over_nothing(handover_server: Server)
     assert lock_is_free(handover_server)
     assert visible_rows(handover_server) == []
     assert request_cycle(connection, "SELECT @@in_transaction, @@autocommit") == ((0, 1),)
+
+
+def test_the_probes_answer_from_the_socket_and_the_server_status(make_wrapper: Any, server: Server) -> None:
+    """The C probes (mysqlpool._probes, built at install) and their ctypes fallback agree."""
+    from mysqlpool import connection as pooled_connection
+
+    assert pooled_connection._probes is not None, "the C extension was not built"
+    wrapper = make_wrapper()
+    session = connection_id(wrapper)
+    conn = wrapper.connection
+
+    def answers() -> tuple[tuple[bool, bool], tuple[bool, bool]]:
+        return (
+            (conn.server_hung_up(), conn.server_hung_up_by_ctypes()),
+            (conn.in_transaction(), conn.in_transaction_by_ctypes()),
+        )
+
+    assert answers() == ((False, False), (False, False))
+    with wrapper.cursor() as cursor:
+        cursor.execute("START TRANSACTION")
+    assert answers() == ((False, False), (True, True))
+    with wrapper.cursor() as cursor:
+        cursor.execute("ROLLBACK")
+    assert answers()[1] == (False, False)
+    server.kill(session)
+    server.wait_until_gone(session)
+    assert answers()[0] == (True, True)
