@@ -14,7 +14,7 @@ import MySQLdb
 import pytest
 from django.db import OperationalError, connections
 
-from mysqlpool import registry
+from mysqlpool import registry, set_budget
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from tests import dbserver
 from tests.conftest import request_cycle
@@ -97,6 +97,37 @@ def test_a_restart_under_load_costs_only_django_operational_errors(owned: dbserv
     assert all(thread.is_alive() is False for thread in threads)
     assert outage_errors, "the restart went unnoticed: the test did not exercise the outage"
     assert set(outage_errors) <= {2002, 2003, 2006, 2013, 1053, 1927, 4031}, outage_errors
+
+
+def test_a_server_refusing_connections_at_startup_leaks_nothing(owned: dbserver.OwnedServer) -> None:
+    """Refused connects are clear errors, and use up neither the pool's room nor the budget.
+
+    With one connection allowed by both, a leaked slot would make the next checkout
+    time out, and a leaked budget count would refuse it.
+    """
+    settings = settings_for(
+        owned.server, "startup", OPTIONS={"pool": {"pool_size": 1, "max_overflow": 0, "timeout": 2}}
+    )
+    alias = f"startup{id(settings)}"
+    wrapper = DatabaseWrapper(settings, alias=alias)
+    set_budget(1)
+    owned.executor.stop()
+    try:
+        for _ in range(3):
+            with pytest.raises(OperationalError) as refused:
+                request_cycle(wrapper, "SELECT 1")
+            assert refused.value.args[0] in (2002, 2003), refused.value
+            wrapper.close()
+    finally:
+        owned.executor.start()
+    try:
+        assert request_cycle(wrapper, "SELECT 1") == ((1,),)
+        figures = registry.get_stats()[alias]
+        assert (figures["connects"], figures["open"], figures["budget"]["open"]) == (1, 1, 1)
+        wrapper.close()
+    finally:
+        set_budget(None)
+        registry.dispose(alias)
 
 
 def test_max_connections_reached_is_a_clear_error_and_the_pool_recovers(owned: dbserver.OwnedServer) -> None:
