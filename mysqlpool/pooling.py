@@ -1,13 +1,20 @@
 """One alias's SQLAlchemy pool: checkout, check-in and invalidation.
 
-SQLAlchemy's pool owns the pooling: the queue of idle connections, overflow,
-timeouts, recycling, invalidation and disposal, for every pool class. mysqlpool
-borrows its connection records directly (``_do_get()`` / ``_return_conn()``, the
-template methods every pool class implements) instead of through the per-checkout
-proxy SQLAlchemy hands to ORM sessions: Django's DatabaseWrapper already is that
-proxy, and the second one cost more than the rest of a reused checkout (measured:
-7.3 us against 2.6 us per checkout and return). What the proxy did is done here:
-``pre_ping``, resetting on return, returning a checkout its owner dropped.
+SQLAlchemy's pool makes and keeps the connections: its connection records open,
+recycle, ping and invalidate them, its QueuePool holds the idle ones and counts
+the room left (overflow), and every other pool class works as SQLAlchemy made it.
+mysqlpool borrows the records directly (``_do_get()`` / ``_return_conn()``, the
+template methods every pool class implements) instead of through the
+per-checkout proxy SQLAlchemy hands to ORM sessions: Django's DatabaseWrapper
+already is that proxy, and the second one cost more than the rest of a reused
+checkout (measured: 7.3 us against 2.6 us per checkout and return). What the proxy
+did is done here: ``pre_ping``, resetting on return, returning a checkout its
+owner dropped.
+
+For a QueuePool, who gets a connection is decided here: idle records are taken
+and returned without a lock while nobody waits, and threads that must wait, for
+the pool or for the budget, are served first come, first served
+(mysqlpool.waiters).
 
 On top of that, idle connections the server hung up on are replaced at checkout
 without a round trip, a transaction is rolled back at check-in only when the server
