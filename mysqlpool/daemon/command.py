@@ -212,6 +212,8 @@ class PooledDaemonCommand(BaseCommand):
                 progress.log_if_due()
             notify("STOPPING=1")
             finished = workers.join(options["graceful_timeout"])
+        if signals.reopen.is_set():  # a SIGHUP just before the stop: the last lines go to the new file
+            reopen_log_files()
         progress.log("stopped")
         close_pool()
         if workers.boot_failed.is_set():
