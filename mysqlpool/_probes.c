@@ -58,7 +58,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "mysqlpool._probes", NULL, 0, methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "mysqlpool._probes",
+    .m_doc = "The pool's checks of a connection, without a round trip (see mysqlpool.connection).",
+    .m_size = 0,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC
