@@ -167,7 +167,8 @@ class Budget:
                 return True
             self.line.append(waiter)
             self.waits += 1
-        logger.info(
+        # DEBUG: under steady load most checkouts wait; get_stats() counts them.
+        logger.debug(
             "Waiting for room in the connection budget (%s) for alias %r", self.limit, waiter.pool.alias
         )
         return False
