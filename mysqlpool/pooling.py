@@ -178,13 +178,13 @@ class AliasPool:
         self.budget.leave_line(waiter, time.monotonic() - started)
 
     def _reserve_or_enlist(self, waiter: Waiter) -> bool:
-        """Count a connection in the budget, closing an idle one of another alias to make
-        room if needed; else put ``waiter`` in the budget's line."""
-        return (
-            self.budget.reserve()
-            or (self._make_room() and self.budget.reserve())
-            or (self.budget.reserve_or_enlist(waiter))
-        )
+        """Count a connection in the budget, closing idle ones of other aliases to make
+        room if needed (more than one if the budget was lowered); else put ``waiter``
+        in the budget's line."""
+        while not self.budget.reserve():
+            if not self._make_room():
+                return self.budget.reserve_or_enlist(waiter)
+        return True
 
     def _make_room(self) -> bool:
         """Close an idle connection of another alias; False if there is none."""

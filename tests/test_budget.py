@@ -69,6 +69,18 @@ def test_an_idle_connection_of_another_alias_makes_room(make_wrapper: Any, serve
     assert get_stats()[first.alias]["idle"] == 0
 
 
+def test_a_budget_lowered_below_the_open_connections_closes_as_many_idle_ones_as_needed(
+    make_wrapper: Any, server: Server
+) -> None:
+    first, second, third = make_wrapper(), make_wrapper(), make_wrapper()
+    idle = [request_cycle(wrapper, "SELECT CONNECTION_ID()")[0][0] for wrapper in (first, second)]
+    set_budget(1)
+    connection_id(third)  # both idle connections are closed for it, without a wait
+    for session in idle:
+        server.wait_until_gone(session)
+    assert budget_figures()["open"] == 1
+
+
 def test_a_thread_waiting_for_room_is_served_before_the_alias_holding_it_takes_more(
     make_wrapper: Any, server: Server
 ) -> None:

@@ -261,3 +261,20 @@ def test_a_broken_connection_makes_room_for_a_waiting_thread(make_wrapper: Any, 
     thread.join(60)
     assert len(got) == 1 and got[0] != broken
     assert pool_stats(holder)["invalidations"] == 1
+
+
+def test_connect_and_close_refuse_to_run_in_an_event_loop(make_wrapper: Any) -> None:
+    """As Django's async_unsafe methods do, without its exception on every call."""
+    import asyncio
+
+    from django.core.exceptions import SynchronousOnlyOperation
+
+    wrapper = make_wrapper()
+
+    async def call(method: Any) -> None:
+        method()
+
+    for method in (wrapper.connect, wrapper.close):
+        with pytest.raises(SynchronousOnlyOperation):
+            asyncio.run(call(method))
+    assert wrapper.connection is None  # nothing was checked out
