@@ -87,10 +87,10 @@ def check_server(databases: Iterable[str] | None = None, **kwargs: Any) -> list[
 def _check_against_server(alias: str) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     with connections[alias].cursor() as cursor:
-        cursor.execute(
-            "SELECT @@max_connections, @@wait_timeout, (SELECT COUNT(*) FROM information_schema.processlist)"
-        )
-        max_connections, wait_timeout, connected = cursor.fetchone()
+        cursor.execute("SELECT @@max_connections, @@wait_timeout")
+        max_connections, wait_timeout = cursor.fetchone()
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+        connected = int(cursor.fetchone()[1])
     limit = getattr(settings, budget.SETTING, None)
     free = max_connections - connected
     if isinstance(limit, int) and limit > free:

@@ -62,10 +62,12 @@ class Watcher:
             return int(cursor.fetchone()[0])
 
     def sessions(self) -> int:
-        return self.value(
-            "SELECT COUNT(*) FROM information_schema.processlist WHERE db = %s AND id != CONNECTION_ID()",
-            DATABASE,
-        )
+        # SHOW PROCESSLIST, not information_schema.processlist: MariaDB 10.11 has
+        # crashed under the latter, sampled in a loop while sessions come and go.
+        own = self.conn.thread_id()
+        with self.conn.cursor() as cursor:
+            cursor.execute("SHOW PROCESSLIST")
+            return sum(1 for row in cursor.fetchall() if row[3] == DATABASE and row[0] != own)
 
     def done(self) -> int:
         return self.value(f"SELECT COUNT(*) FROM `{DATABASE}`.jobs_completion")
