@@ -148,6 +148,8 @@ def _start(base: Path, datadir: Path, attempts: int = 5) -> tuple[TCPExecutor, S
     Another run may take the same free port between our choice and the server's
     bind; its server would then answer our checks. Asking for the datadir tells.
     """
+    tmpdir = base / "tmp"
+    tmpdir.mkdir(exist_ok=True)
     for _ in range(attempts):
         port = get_port(None)
         assert port is not None
@@ -161,6 +163,10 @@ def _start(base: Path, datadir: Path, attempts: int = 5) -> tuple[TCPExecutor, S
             f"--socket={base / 'server.sock'}",
             f"--pid-file={base / 'server.pid'}",
             f"--log-error={base / 'server.log'}",
+            # Its own: a server deletes the temporary files it finds in its tmpdir when
+            # it starts, those of a server still running from the same /tmp included
+            # (which then crashed, deleting a temporary table).
+            f"--tmpdir={tmpdir}",
             *_SERVER_OPTIONS,
         ]
         # The server logs to server.log; what it prints before opening it is noise.
