@@ -74,9 +74,9 @@ class Server:
     def processlist(self) -> list[tuple[Any, ...]]:
         """SHOW PROCESSLIST: Id, User, Host, db, Command, ...
 
-        Never information_schema.processlist: MariaDB 10.11 crashed (in
-        ha_maria::drop_table, freeing the query's temporary table) under that query
-        run in a loop while sessions came and went.
+        Not information_schema.processlist, which writes a temporary table to disk
+        for every query: cheaper when sampled in a loop, and one thing less that a
+        deleted temporary file can break (see dbserver's --tmpdir).
         """
         return self.query("SHOW PROCESSLIST")
 

@@ -62,8 +62,8 @@ class Watcher:
             return int(cursor.fetchone()[0])
 
     def sessions(self) -> int:
-        # SHOW PROCESSLIST, not information_schema.processlist: MariaDB 10.11 has
-        # crashed under the latter, sampled in a loop while sessions come and go.
+        # SHOW PROCESSLIST, not information_schema.processlist, which writes a
+        # temporary table to disk for every query (this one is sampled in a loop).
         own = self.conn.thread_id()
         with self.conn.cursor() as cursor:
             cursor.execute("SHOW PROCESSLIST")
