@@ -151,19 +151,21 @@ class Budget:
         with self._lock:
             self._holders.pop(key, None)
 
+    def _has_room(self) -> bool:
+        return self.limit is None or self.open < self.limit
+
     def reserve(self) -> bool:
         """Count a connection about to be opened, if there is room."""
         with self._lock:
-            if self.limit is None or self.open < self.limit:
-                self._count_one()
-                return True
-            return False
+            if not self._has_room():
+                return False
+            self._count_one()
+            return True
 
     def reserve_or_enlist(self, waiter: Waiter) -> bool:
         """Count a connection about to be opened, or else put ``waiter`` in line for room."""
         with self._lock:
-            if self.limit is None or self.open < self.limit:
-                self._count_one()
+            if self.reserve():
                 return True
             self.line.append(waiter)
             self.waits += 1
@@ -180,7 +182,7 @@ class Budget:
             self._serve_line()
 
     def _serve_line(self) -> None:
-        while self.line and (self.limit is None or self.open < self.limit):
+        while self.line and self._has_room():
             if self.line.popleft().serve(PERMIT):
                 self._count_one()
 

@@ -128,7 +128,10 @@ class AliasPool:
         # theirs through SQLAlchemy.
         self.lines_up = isinstance(self._pool, QueuePool)
         self._idle: deque[ConnectionPoolEntry] = self._pool._pool.queue if self.lines_up else deque()  # type: ignore[attr-defined]
-        self._lifo = bool(config.argument("use_lifo"))
+        # Takes the next idle record (IndexError if none), in the order use_lifo asks.
+        self._take_idle: Callable[[], ConnectionPoolEntry] = (
+            self._idle.pop if config.argument("use_lifo") else self._idle.popleft
+        )
         self._max_idle = config.argument("pool_size") or 0
         self._line: deque[Waiter] = deque()
         # Reentrant: a checkout dropped without check-in is returned by its __del__,
@@ -171,11 +174,10 @@ class AliasPool:
         if self._reserve_or_enlist(waiter):
             return
         started = time.monotonic()
-        outcome = waiter.wait(self._timeout)
-        if outcome is None and waiter.withdraw():
-            self.budget.leave_line(waiter, time.monotonic() - started)
-            raise self.budget.exceeded(self.alias, self._timeout)
+        served = waiter.wait(self._timeout) is not None or not waiter.withdraw()
         self.budget.leave_line(waiter, time.monotonic() - started)
+        if not served:
+            raise self.budget.exceeded(self.alias, self._timeout)
 
     def _reserve_or_enlist(self, waiter: Waiter) -> bool:
         """Count a connection in the budget, closing idle ones of other aliases to make
@@ -227,7 +229,7 @@ class AliasPool:
                 try:
                     # The common case, inlined: an idle connection and nobody in line
                     # (while anyone waits, nothing idles: returns go to the line).
-                    record = self._idle.pop() if self._lifo else self._idle.popleft()
+                    record = self._take_idle()
                 except IndexError:
                     record = self._record_in_turn()
             try:
@@ -259,7 +261,7 @@ class AliasPool:
         """An idle record if nobody waits, else a new one if there is room, else wait in line."""
         with self._lock:
             if self._idle and not self._line:
-                return self._idle.pop() if self._lifo else self._idle.popleft()
+                return self._take_idle()
             if self._pool._inc_overflow():  # type: ignore[attr-defined]
                 waiter = None
             else:
@@ -399,7 +401,7 @@ class AliasPool:
         """Hand idle records to the threads in line (the lock held)."""
         while self._line and self._idle:
             waiter = self._line.popleft()
-            record = self._idle.pop() if self._lifo else self._idle.popleft()
+            record = self._take_idle()
             if not waiter.serve(RECORD, record):
                 self._idle.appendleft(record)
 

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import MySQLdb
@@ -40,6 +41,23 @@ def admin(server: dbserver.Server, sql: str) -> None:
     )
     with connection, connection.cursor() as cursor:
         cursor.execute(sql)
+
+
+def wait_until_stopped(pid: int, timeout: float = 10) -> None:
+    """Return once every thread of ``pid`` has stopped: SIGSTOP takes effect asynchronously,
+    and a thread still running may answer one more query."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                states.append((task / "stat").read_text().rpartition(")")[2].split()[0])
+            except FileNotFoundError:  # a thread that just ended
+                continue
+        if all(state in ("T", "t") for state in states):
+            return
+        assert time.monotonic() < deadline, f"process {pid} did not stop: {states}"
+        time.sleep(0.01)
 
 
 def settings_for(server: dbserver.Server, alias: str, **extra: Any) -> dict[str, Any]:
@@ -171,6 +189,7 @@ def test_a_server_that_stops_answering_is_bounded_by_read_timeout(owned: dbserve
         request_cycle(wrapper, "SELECT 1")
         wrapper.ensure_connection()  # a connection held across the stop
         os.kill(pid, signal.SIGSTOP)
+        wait_until_stopped(pid)
         started = time.monotonic()
         try:
             with pytest.raises(OperationalError) as error:

@@ -124,20 +124,34 @@ def test_an_exhausted_pool_raises_a_django_operational_error(make_wrapper: Any) 
     request_cycle(waiter)  # the pool works once the connection is back
 
 
-def test_a_waiting_thread_gets_the_connection_when_it_is_returned(make_wrapper: Any) -> None:
-    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 30})
-    first = connection_id(holder)
-    got: list[int] = []
+def thread_in_line(holder: Any, got: list[int]) -> threading.Thread:
+    """A thread that waits for a connection of the holder's pool, and notes its id in ``got``."""
 
     def wait_for_a_connection() -> None:
         waiter = type(holder)(holder.settings_dict, alias=holder.alias)
         got.append(connection_id(waiter))
         waiter.close()
 
-    thread = threading.Thread(target=wait_for_a_connection)
+    waits = pool_stats(holder)["waits"]
+    thread = threading.Thread(target=wait_for_a_connection, daemon=True)
     thread.start()
-    while pool_stats(holder)["waits"] == 0:  # the thread is now blocked in the pool
-        thread.join(0.005)
+    wait_until_waiting(holder, waits + 1)
+    return thread
+
+
+def wait_until_waiting(wrapper: Any, waits: int) -> None:
+    """Return once ``waits`` checkouts of the wrapper's pool have lined up."""
+    deadline = time.monotonic() + 30
+    while pool_stats(wrapper)["waits"] < waits:
+        assert time.monotonic() < deadline, "the thread never lined up"
+        time.sleep(0.005)
+
+
+def test_a_waiting_thread_gets_the_connection_when_it_is_returned(make_wrapper: Any) -> None:
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 30})
+    first = connection_id(holder)
+    got: list[int] = []
+    thread = thread_in_line(holder, got)
     holder.close()
     thread.join()
     assert got == [first]
@@ -195,14 +209,6 @@ def test_recycle_replaces_connections_older_than_it(make_wrapper: Any) -> None:
     assert pool_stats(wrapper)["connects"] == 2
 
 
-def wait_until_waiting(wrapper: Any, waits: int) -> None:
-    """Return once ``waits`` checkouts of the wrapper's pool have lined up."""
-    deadline = time.monotonic() + 30
-    while pool_stats(wrapper)["waits"] < waits:
-        assert time.monotonic() < deadline, "the thread never lined up"
-        time.sleep(0.005)
-
-
 def test_waiting_threads_are_served_first_come_first_served(make_wrapper: Any) -> None:
     """The thread that returns a connection cannot take it straight back past those waiting.
 
@@ -244,15 +250,7 @@ def test_a_broken_connection_makes_room_for_a_waiting_thread(make_wrapper: Any, 
     holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 600})
     broken = connection_id(holder)
     got: list[int] = []
-
-    def wait_for_a_connection() -> None:
-        waiter = type(holder)(holder.settings_dict, alias=holder.alias)
-        got.append(connection_id(waiter))
-        waiter.close()
-
-    thread = threading.Thread(target=wait_for_a_connection, daemon=True)
-    thread.start()
-    wait_until_waiting(holder, 1)
+    thread = thread_in_line(holder, got)
     server.kill(broken)
     server.wait_until_gone(broken)
     with pytest.raises(OperationalError):
