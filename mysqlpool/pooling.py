@@ -60,27 +60,37 @@ _SHOWN_PARAMS = ("host", "port", "unix_socket", "database", "user")
 
 
 class Checkout:
-    """A connection lent to one Django wrapper, until ``AliasPool.checkin()``."""
+    """What one Django wrapper has borrowed from a pool, between checkout and check-in.
 
-    __slots__ = ("connection", "pool", "record")
+    Each wrapper keeps one for its life and lends it to every checkout: ``record``
+    is None while nothing is checked out.
+    """
 
-    def __init__(self, pool: AliasPool, record: ConnectionPoolEntry, connection: PooledConnection) -> None:
-        self.pool = pool
-        self.record: ConnectionPoolEntry | None = record
-        self.connection = connection
-        if pool.budget.tracking:
-            pool.budget.hold(id(self), pool.alias)
+    __slots__ = ("connection", "pool", "record", "session")
+
+    def __init__(self) -> None:
+        self.pool: AliasPool | None = None
+        self.record: ConnectionPoolEntry | None = None
+        self.connection: PooledConnection | None = None
+        # The session settings the connection was set up with; None if it is new.
+        self.session: Any = None
+
+    def note_session(self, session: Any) -> None:
+        """The session of the checked-out connection is set up with ``session``."""
+        if self.record is not None:
+            self.record.info[INITIALIZED] = session
 
     def __del__(self) -> None:
         # The wrapper was dropped without close(), typically with the thread that
         # owned it. Nobody knows what the connection holds: close it, free the slot.
-        if self.record is not None and not self.pool.orphaned:
+        pool = self.pool
+        if self.record is not None and pool is not None and not pool.orphaned:
             logger.warning(
                 "A connection of database alias %r was never returned to its pool; "
                 "closing it. Wrap threads' units of work in auto_close_db.",
-                self.pool.alias,
+                pool.alias,
             )
-            self.pool.checkin(self, discard=True)
+            pool.checkin(self, discard=True)
         self.record = None
 
 
@@ -114,6 +124,7 @@ class AliasPool:
         self._neighbours = neighbours
         self._timeout = config.argument("timeout") or _DEFAULT_TIMEOUT
         self.stats = stats.PoolStats()
+        self._count_checkout = self.stats.checkouts.add
         self.dialect = PoolDialect(on_closed=self._closed)
         self.disposed = False
         # Inherited through fork(): nothing of it may be touched again (see orphan()).
@@ -219,9 +230,9 @@ class AliasPool:
 
     # ---------------------------------------------------------------- checkout
 
-    def checkout(self) -> Checkout:
-        """A healthy connection, waiting up to the pool's timeout for one."""
-        self.stats.add(stats.CHECKOUTS)
+    def checkout(self, lease: Checkout) -> PooledConnection:
+        """Lend ``lease`` a healthy connection, waiting up to the pool's timeout for one."""
+        self._count_checkout()
         while True:
             if not self.lines_up:
                 record = self._record_from_sqlalchemy()
@@ -235,7 +246,8 @@ class AliasPool:
             try:
                 # The record, not its public protocol, knows how to (re)connect.
                 connection: PooledConnection = record.get_connection()  # type: ignore[attr-defined]
-                dead = record.info.get(INITIALIZED) and (
+                session = record.info.get(INITIALIZED)
+                dead = session is not None and (
                     connection.server_hung_up()
                     or (self._pre_ping and not self.dialect._do_ping_w_event(connection))  # type: ignore[arg-type]
                 )
@@ -243,7 +255,10 @@ class AliasPool:
                 self._return(record, error)
                 raise
             if not dead:
-                return Checkout(self, record, connection)
+                lease.pool, lease.record, lease.connection, lease.session = self, record, connection, session
+                if self.budget.tracking:
+                    self.budget.hold(id(lease), self.alias)
+                return connection
             # An idle connection the server hung up on is replaced here, so the user
             # never sees the error. Each pass discards one dead connection, so the
             # loop ends once the pool has no dead idle ones left.
@@ -354,12 +369,13 @@ class AliasPool:
         if discard or self.disposed:
             self._return(record, None)
             return
+        connection: PooledConnection = checkout.connection  # type: ignore[assignment]  # set with the record
         try:
             if self._reset is _rollback_if_in_transaction:  # the default, inlined
-                if checkout.connection.in_transaction():
-                    checkout.connection.rollback()  # type: ignore[no-untyped-call]
+                if connection.in_transaction():
+                    connection.rollback()  # type: ignore[no-untyped-call]
             else:
-                self._reset(checkout.connection)
+                self._reset(connection)
         except Exception as error:
             logger.warning("Closing a connection of alias %r that failed to reset: %r", self.alias, error)
             self._return(record, error)

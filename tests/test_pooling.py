@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import MySQLdb
 import pytest
 from django.db import OperationalError, connections
 from django.db.backends.base.base import NO_DB_ALIAS
+from django.db.backends.mysql.base import DatabaseWrapper as MySQLDatabaseWrapper
+from django.db.backends.signals import connection_created
 
 from mysqlpool import PoolTimeout, get_stats, registry
 from mysqlpool.connection import PooledConnection
@@ -40,6 +43,67 @@ def test_a_reused_connection_costs_no_extra_round_trip(make_wrapper: Any) -> Non
     counts = [questions(wrapper) for _ in range(4)]
     # Each cycle sends exactly one statement: its own SHOW STATUS.
     assert [b - a for a, b in zip(counts, counts[1:], strict=False)] == [1, 1, 1]
+
+
+def _state_after(connect: Callable[[], None], wrapper: Any) -> dict[str, Any]:
+    """What ``connect()`` leaves in the wrapper, begun from a wrapper left in disorder."""
+    wrapper.savepoint_ids, wrapper.atomic_blocks, wrapper.run_on_commit = ["s1"], ["b1"], [("f", None, False)]
+    wrapper.needs_rollback = wrapper.errors_occurred = True
+    wrapper.health_check_done = wrapper.autocommit = False
+    sent: list[Any] = []
+
+    def receiver(sender: Any, connection: Any, **kwargs: Any) -> None:
+        sent.append(connection)
+
+    connection_created.connect(receiver)
+    try:
+        connect()
+    finally:
+        connection_created.disconnect(receiver)
+    state = dict(vars(wrapper))
+    assert state.pop("close_at") >= time.monotonic() - 5  # CONN_MAX_AGE 0: from now on
+    state["connection_created sent for"] = sent
+    wrapper.close()
+    return state
+
+
+@pytest.mark.parametrize("reused", [False, True], ids=["new connection", "reused connection"])
+def test_connect_leaves_the_wrapper_as_djangos_connect_does(make_wrapper: Any, reused: bool) -> None:
+    """connect() has its own path for a connection of the pool: it must leave what Django's does."""
+    wrapper = make_wrapper(pool={"pool_size": 1})
+    django_connect = MySQLDatabaseWrapper.connect.__wrapped__  # without async_unsafe
+
+    def state_after(connect: Callable[[], None]) -> dict[str, Any]:
+        if not reused:
+            wrapper.close_pool()
+        return _state_after(connect, wrapper)
+
+    request_cycle(wrapper)
+    ours, djangos = state_after(wrapper.connect), state_after(lambda: django_connect(wrapper))
+    # The same pool and server connection when reused; new ones otherwise.
+    assert [ours.pop(name) is djangos.pop(name) for name in ("_pool", "connection")] == [reused, reused]
+    assert ours == djangos
+    assert ours["autocommit"] is True and ours["connection_created sent for"] == [wrapper]
+
+
+@pytest.mark.parametrize("method", ["close", "close_if_unusable_or_obsolete"])
+def test_closing_leaves_the_wrapper_as_djangos_close_does(make_wrapper: Any, method: str) -> None:
+    """close() and the end of a request have their own path too, with the same outcome."""
+    wrapper = make_wrapper()
+    djangos_method = getattr(MySQLDatabaseWrapper, method)
+    djangos_method = getattr(djangos_method, "__wrapped__", djangos_method)
+
+    def state_after(close: Callable[[], None]) -> dict[str, Any]:
+        request_cycle(wrapper)
+        wrapper.ensure_connection()
+        wrapper.run_on_commit = [("f", None, False)]
+        close()
+        assert wrapper.connection is None
+        state = dict(vars(wrapper))
+        del state["close_at"]  # the time of the last connect
+        return state
+
+    assert state_after(getattr(wrapper, method)) == state_after(lambda: djangos_method(wrapper))
 
 
 def test_session_is_initialized_like_djangos_backend(make_wrapper: Any) -> None:

@@ -10,20 +10,24 @@ process is untouched.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLDatabaseWrapper
+from django.db.backends.signals import connection_created
 from django.db.utils import DatabaseErrorWrapper
 from django.utils.functional import cached_property
 
 from mysqlpool import registry
 from mysqlpool.backends.mysqlpool.creation import DatabaseCreation
-from mysqlpool.pooling import INITIALIZED, AliasPool, Checkout
+from mysqlpool.connection import PooledConnection
+from mysqlpool.pooling import AliasPool, Checkout
 
 
 def _undecorated(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -39,8 +43,12 @@ _django_close = _undecorated(MySQLDatabaseWrapper.close)
 
 
 def _refuse_in_event_loop() -> None:
-    """What Django's async_unsafe does: no database call from a thread running an event loop."""
-    if asyncio._get_running_loop() is not None and not os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
+    """What Django's async_unsafe does in a thread running an event loop.
+
+    Callers ask ``asyncio._get_running_loop()`` first: the common case, no loop,
+    then costs one C call.
+    """
+    if not os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE"):
         raise SynchronousOnlyOperation(
             "You cannot call this from an async context - use a thread or sync_to_async."
         )
@@ -70,10 +78,12 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._checkout: Checkout | None = None
+        # What this wrapper has borrowed from its pool (lease.record is None when
+        # nothing is): one object for every checkout of the wrapper's life.
+        self._lease = Checkout()
         self._pool: AliasPool | None = None
-        # Set by get_new_connection() when the connection it checked out already
-        # has this wrapper's session settings: connect() then skips setting them.
+        # Set at checkout when the connection already has this wrapper's session
+        # settings: init_connection_state() then skips setting them.
         self._session_ready = False
         # True while close() runs: only then does Django drop self.connection right
         # after _close(), so only then may the connection go back for reuse.
@@ -95,9 +105,9 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         registry.dispose(self.alias)
 
     def get_connection_params(self) -> dict[str, Any]:
-        # Called on every checkout. The pool's connections are opened with the
-        # parameters it was built from; a wrapper with other settings (a copy())
-        # still has its own validated, as with Django's backend.
+        # The pool's connections are opened with the parameters it was built from;
+        # a wrapper with other settings (a copy()) still has its own validated, as
+        # with Django's backend.
         pool = self.pool if self._pooled else None
         if pool is None or pool.settings_dict is not self.settings_dict:
             return self.connection_params_from_settings()
@@ -113,10 +123,13 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         if not self._pooled:
             return super().get_new_connection(conn_params)
-        checkout = self._checkout = self.pool.checkout()
-        session = checkout.record.info.get(INITIALIZED)  # type: ignore[union-attr]
-        self._session_ready = session == self._session_settings()
-        return checkout.connection
+        return self._check_out(self.pool)
+
+    def _check_out(self, pool: AliasPool) -> PooledConnection:
+        """A connection from ``pool``; notes whether its session is set up for this wrapper."""
+        connection = pool.checkout(self._lease)
+        self._session_ready = self._lease.session == self._session_settings()
+        return connection
 
     def _session_settings(self) -> tuple[str | None]:
         # What init_connection_state() sets that may differ between wrappers of an
@@ -131,20 +144,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         if ready:
             return
         super().init_connection_state()
-        record = self._checkout.record if self._checkout is not None else None
-        if record is not None:
-            record.info[INITIALIZED] = self._session_settings()
-
-    def set_autocommit(
-        self, autocommit: bool, force_begin_transaction_with_broken_autocommit: bool = False
-    ) -> None:
-        # connect() turns autocommit on. A reused connection with its session
-        # settings in place has it on already, unless a former user turned it off:
-        # then, and in every other call, Django does the work.
-        if self._session_ready and autocommit and self.connection.get_autocommit():
-            self.autocommit = True
-            return
-        super().set_autocommit(autocommit, force_begin_transaction_with_broken_autocommit)
+        self._lease.note_session(self._session_settings())
 
     def _set_autocommit(self, autocommit: bool) -> None:
         # On a reused connection autocommit is already on: skip Django's error
@@ -153,26 +153,97 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
             super()._set_autocommit(autocommit)  # type: ignore[misc]  # omitted by django-stubs
 
     def connect(self) -> None:
-        _refuse_in_event_loop()
-        _django_connect(self)
+        if asyncio._get_running_loop() is not None:
+            _refuse_in_event_loop()
+        pool = self._pool
+        if pool is None or pool.disposed:  # the pool property, inlined
+            pool = self.pool if self._pooled else None
+        if pool is None or pool.settings_dict is not self.settings_dict:
+            _django_connect(self)
+        else:
+            self._connect_to(pool)
+
+    def _connect_to(self, pool: AliasPool) -> None:
+        """Django's connect(), for a connection of this wrapper's pool.
+
+        It leaves the wrapper as Django's does (tests/test_pooling.py compares the
+        two), without the calls that would cost more than the rest of a reused
+        checkout: the connection parameters are the pool's, and a reused
+        connection is usually set up already.
+        """
+        self.check_settings()
+        self.in_atomic_block = False
+        self.savepoint_ids = []
+        self.atomic_blocks = []
+        self.needs_rollback = False
+        self.health_check_enabled = self.settings_dict["CONN_HEALTH_CHECKS"]
+        max_age = self.settings_dict["CONN_MAX_AGE"]  # 0, unless a test patched it
+        self.close_at = None if max_age is None else time.monotonic() + max_age
+        self.closed_in_transaction = False
+        self.errors_occurred = False
+        self.health_check_done = True
+        self.isolation_level = pool.isolation_level
+        connection = self.connection = self._check_out(pool)
+        autocommit = self.settings_dict["AUTOCOMMIT"]
+        if self._session_ready and autocommit and connection.get_autocommit():  # type: ignore[no-untyped-call]
+            # As its last user left it: nothing to set.
+            self._session_ready = False
+            self.autocommit = True
+        else:
+            self.set_autocommit(autocommit)
+            self.init_connection_state()
+        connection_created.send(sender=self.__class__, connection=self)
+        self.run_on_commit = []
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        # Django's version, when it ends in close() because the connection outlived
+        # CONN_MAX_AGE (0: always): without asking on the way whether autocommit
+        # was restored, since close() follows either way and a check-in rolls back
+        # whatever was left open. After an error Django asks whether the connection
+        # still works: that question stays, so that a broken one is discarded.
+        close_at = self.close_at
+        if (
+            self._lease.record is None
+            or self.errors_occurred
+            or close_at is None
+            or time.monotonic() < close_at
+        ):
+            super().close_if_unusable_or_obsolete()
+        else:
+            self.health_check_done = False
+            self.close()
 
     def close(self) -> None:
-        _refuse_in_event_loop()
-        self._closing = True
-        try:
-            _django_close(self)
-        finally:
-            self._closing = False
+        if asyncio._get_running_loop() is not None:
+            _refuse_in_event_loop()
+        lease = self._lease
+        if (
+            lease.record is None
+            or self.in_atomic_block
+            or self.closed_in_transaction
+            or self._thread_ident != _thread.get_ident()  # type: ignore[attr-defined]
+        ):
+            # Django's checks of thread sharing, and its close inside atomic().
+            self._closing = True
+            try:
+                _django_close(self)
+            finally:
+                self._closing = False
+            return
+        # The end of a request, as Django's close() ends it.
+        self.run_on_commit = []
+        self.connection = None
+        lease.pool.checkin(lease)  # type: ignore[union-attr]  # set while a record is
 
     def _close(self) -> None:
-        checkout, self._checkout = self._checkout, None
-        if checkout is not None:
+        lease = self._lease
+        if lease.record is not None:
             # Closed inside atomic(), or through _close() alone, Django keeps
             # self.connection and expects it closed (with the transaction rolled
             # back by the server): discard it, so the object Django keeps is dead
             # and never handed to another thread.
             reusable = self._closing and not self.in_atomic_block
-            checkout.pool.checkin(checkout, discard=not reusable)
+            lease.pool.checkin(lease, discard=not reusable)  # type: ignore[union-attr]
         elif not self._pooled:
             super()._close()  # type: ignore[misc]  # a private hook django-stubs omits
 
@@ -183,7 +254,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         ``atomic()`` block the child cannot go on with the parent's transaction: as
         after close() in a block, queries fail until the block ends.
         """
-        self._checkout = None
+        self._lease = Checkout()
         self._pool = None
         if self.connection is None or not self._pooled:
             return
@@ -195,7 +266,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
 
     def is_usable(self) -> bool:
         usable: bool = super().is_usable()
-        if not usable and self._checkout is not None:
+        if not usable and self._lease.record is not None:
             self._discard(ConnectionResetError("the connection failed is_usable()"))
         return usable
 
@@ -205,13 +276,13 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
 
     def discard_if_disconnected(self, error: BaseException) -> None:
         """Discard the checked-out connection if ``error`` means it is dead."""
-        checkout = self._checkout
-        if checkout is not None and checkout.pool.dialect.is_disconnect_error(error):
+        lease = self._lease
+        if lease.record is not None and lease.pool.dialect.is_disconnect_error(error):  # type: ignore[union-attr]
             self._discard(error)
 
     def _discard(self, error: BaseException) -> None:
         # self.connection stays: it is closed now, so Django's next use of it fails
         # like any dead connection, until close() clears it.
-        checkout, self._checkout = self._checkout, None
-        if checkout is not None:
-            checkout.pool.invalidate(checkout, error)
+        lease = self._lease
+        if lease.record is not None:
+            lease.pool.invalidate(lease, error)  # type: ignore[union-attr]
