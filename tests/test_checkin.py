@@ -62,13 +62,16 @@ def test_raw_transaction_is_rolled_back_when_returned(make_wrapper: Any, handove
     assert request_cycle(wrapper, "SELECT @@in_transaction, COUNT(*) FROM handover") == ((0, 0),)
 
 
-def test_autocommit_left_off_is_rolled_back_when_returned(make_wrapper: Any, handover_server: Server) -> None:
+@pytest.mark.parametrize("end", ["close", "close_if_unusable_or_obsolete"])
+def test_autocommit_left_off_is_rolled_back_when_returned(
+    make_wrapper: Any, handover_server: Server, end: str
+) -> None:
     wrapper = make_wrapper()
     make_table(wrapper)
     wrapper.set_autocommit(False)
     with wrapper.cursor() as cursor:
         cursor.execute("INSERT INTO handover VALUES (1, 'uncommitted')")
-    wrapper.close()
+    getattr(wrapper, end)()
     assert lock_is_free(handover_server)
     assert visible_rows(handover_server) == []
     assert request_cycle(wrapper, "SELECT @@in_transaction, @@autocommit") == ((0, 1),)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import django
 import MySQLdb
 import pytest
 from django.db import OperationalError, connections
@@ -15,6 +16,7 @@ from django.db.backends.mysql.base import DatabaseWrapper as MySQLDatabaseWrappe
 from django.db.backends.signals import connection_created
 
 from mysqlpool import PoolTimeout, get_stats, registry
+from mysqlpool.backends.mysqlpool.base import FOLLOWED_DJANGO_RELEASES
 from mysqlpool.connection import PooledConnection
 from tests.conftest import Server, connection_id, cycles_in_threads, pool_stats, request_cycle, run_threads
 
@@ -70,6 +72,10 @@ def _state_after(connect: Callable[[], None], wrapper: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("reused", [False, True], ids=["new connection", "reused connection"])
 def test_connect_leaves_the_wrapper_as_djangos_connect_does(make_wrapper: Any, reused: bool) -> None:
     """connect() has its own path for a connection of the pool: it must leave what Django's does."""
+    assert django.VERSION[:2] in FOLLOWED_DJANGO_RELEASES, (
+        "A Django release mysqlpool's connect() and close() were not compared with: compare "
+        "them with Django's, then add it to FOLLOWED_DJANGO_RELEASES (until then Django's run)."
+    )
     wrapper = make_wrapper(pool={"pool_size": 1})
     django_connect = MySQLDatabaseWrapper.connect.__wrapped__  # without async_unsafe
 

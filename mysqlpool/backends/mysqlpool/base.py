@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import django
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLDatabaseWrapper
@@ -40,6 +41,12 @@ def _undecorated(method: Callable[..., Any]) -> Callable[..., Any]:
 # 3,800 CPU instructions); _refuse_in_event_loop() asks the same without one.
 _django_connect = _undecorated(MySQLDatabaseWrapper.connect)
 _django_close = _undecorated(MySQLDatabaseWrapper.close)
+
+# The Django releases whose connect() and close() the wrapper's own paths for
+# pooled connections follow (tests/test_pooling.py compares them); with any other,
+# Django's run: slower, and right whatever a new release changes in them.
+FOLLOWED_DJANGO_RELEASES = ((5, 2), (6, 0))
+_OWN_PATHS = django.VERSION[:2] in FOLLOWED_DJANGO_RELEASES
 
 
 def _refuse_in_event_loop() -> None:
@@ -158,7 +165,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         pool = self._pool
         if pool is None or pool.disposed:  # the pool property, inlined
             pool = self.pool if self._pooled else None
-        if pool is None or pool.settings_dict is not self.settings_dict:
+        if pool is None or not _OWN_PATHS or pool.settings_dict is not self.settings_dict:
             _django_connect(self)
         else:
             self._connect_to(pool)
@@ -204,6 +211,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         close_at = self.close_at
         if (
             self._lease.record is None
+            or not _OWN_PATHS
             or self.errors_occurred
             or close_at is None
             or time.monotonic() < close_at
@@ -219,6 +227,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         lease = self._lease
         if (
             lease.record is None
+            or not _OWN_PATHS
             or self.in_atomic_block
             or self.closed_in_transaction
             or self._thread_ident != _thread.get_ident()  # type: ignore[attr-defined]
