@@ -124,12 +124,17 @@ def test_more_threads_than_the_budget_share_its_connections(
     assert max(sessions_peak) <= 2
 
 
-def test_a_second_signal_exits_at_once(database_server: dbserver.Server, units: Server) -> None:
-    worker = start_worker(database_server, "tests.jobs.slow_unit", "--graceful-timeout", "60")
+def test_a_second_signal_exits_at_once(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    worker = start_worker(
+        database_server, "tests.jobs.slow_unit", "--graceful-timeout", "60", "--log-file", str(log)
+    )
     wait_for(lambda: states(units).get("started", 0) >= 1)
     worker.send_signal(signal.SIGTERM)
-    time.sleep(0.2)  # the first signal has been handled; the unit keeps running
-    assert worker.poll() is None
+    wait_for(lambda: "stopping: the units in flight have 60s to finish" in log.read_text())
+    assert worker.poll() is None  # the unit keeps running
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     worker.communicate(timeout=10)

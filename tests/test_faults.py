@@ -77,6 +77,7 @@ def test_a_restart_under_load_costs_only_django_operational_errors(owned: dbserv
     unexpected: list[BaseException] = []
     outage_errors: list[int] = []
     after_restart: dict[str, int] = {}
+    before_restart: set[str] = set()  # threads that ran a request before the restart
 
     def work() -> None:
         wrapper = DatabaseWrapper(settings, alias=alias)
@@ -86,6 +87,8 @@ def test_a_restart_under_load_costs_only_django_operational_errors(owned: dbserv
                 request_cycle(wrapper, "SELECT 1")
                 if restarted_at:
                     after_restart[name] = after_restart.get(name, 0) + 1
+                else:
+                    before_restart.add(name)
             except OperationalError as error:
                 outage_errors.append(error.args[0])
                 wrapper.close()
@@ -99,7 +102,10 @@ def test_a_restart_under_load_costs_only_django_operational_errors(owned: dbserv
     for thread in threads:
         thread.start()
     try:
-        time.sleep(0.3)  # load before the restart: any amount will do
+        deadline = time.monotonic() + 30
+        while len(before_restart) < 4:  # every thread under way, with a pooled connection
+            assert unexpected == [] and time.monotonic() < deadline, unexpected
+            time.sleep(0.01)
         owned.restart()
         restarted_at.append(time.monotonic())
         deadline = time.monotonic() + 30

@@ -211,6 +211,12 @@ class PooledDaemonCommand(BaseCommand):
                 watchdog.ping_if_due()
                 progress.log_if_due()
             notify("STOPPING=1")
+            logger.info(
+                "Worker %d stopping: the units in flight have %gs to finish; "
+                "a second SIGTERM or SIGINT exits at once",
+                os.getpid(),
+                options["graceful_timeout"],
+            )
             finished = workers.join(options["graceful_timeout"])
         if signals.reopen.is_set():  # a SIGHUP just before the stop: the last lines go to the new file
             reopen_log_files()
