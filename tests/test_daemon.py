@@ -146,7 +146,7 @@ def test_a_second_signal_exits_at_once(
     ("args", "expected"),
     [
         (["tests.jobs.no_such_unit"], "'tests.jobs.no_such_unit' is not an importable dotted path"),
-        (["tests.jobs.NOT_CALLABLE"], "'tests.jobs.NOT_CALLABLE' is a int, not a callable."),
+        (["tests.jobs.NOT_CALLABLE"], "'tests.jobs.NOT_CALLABLE' is not a callable: it is of type int."),
         (["tests.jobs.record_unit", "--threads", "0"], "argument --threads: '0' is not an int >= 1"),
         (
             ["tests.jobs.record_unit", "--interval", "soon"],

@@ -37,6 +37,6 @@ def resolve_callable(path: str) -> Callable[[], object]:
     except ImportError as error:
         raise CommandError(f"{path!r} is not an importable dotted path to a callable: {error}") from None
     if not callable(found):
-        raise CommandError(f"{path!r} is a {type(found).__name__}, not a callable.")
+        raise CommandError(f"{path!r} is not a callable: it is of type {type(found).__name__}.")
     unit: Callable[[], object] = found
     return unit
