@@ -137,14 +137,27 @@ def test_threads_share_the_pool_within_its_limit(make_wrapper: Any, server: Serv
     """Twelve threads, a pool of 2 + 1 overflow: the server never sees more than 3."""
     settings = make_wrapper(pool={"pool_size": 2, "max_overflow": 1, "timeout": 30}).settings_dict
     alias = f"threads{id(settings)}"
+    done = threading.Event()
+    seen: list[float] = []
+
+    def read_stats() -> None:  # checkouts are counted without a lock: reads must not upset the count
+        while not done.is_set():
+            seen.append(get_stats().get(alias, {}).get("checkouts", 0))
+
+    reader = threading.Thread(target=read_stats)
+    reader.start()
     try:
         assert cycles_in_threads(settings, alias, threads=12, cycles=20, sql="SELECT SLEEP(0.001)") == []
+        done.set()
+        reader.join()
         stats = get_stats()[alias]
         assert stats["checkouts"] == 240
+        assert seen == sorted(seen) and len(set(seen)) > 2  # read while counting, never backwards
         assert stats["connects"] <= 3
         assert len(server.sessions()) <= 3
         assert stats["checked_out"] == 0
     finally:
+        done.set()
         registry.dispose(alias)
 
 
