@@ -17,8 +17,8 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -56,32 +56,59 @@ def validated_hold_warning(value: Any) -> float | None:
     )
 
 
-def checkout_site() -> str:
-    """Where the user's code asked for the connection: file:line in function."""
-    frame = sys._getframe(1)
+# Whether a source file is machinery, by its name as code objects give it: asked
+# for every frame between the user's code and a checkout, on every checkout.
+_machinery_files: dict[str, bool] = {}
+
+
+def checkout_site() -> tuple[str, int, str] | None:
+    """Where the user's code asked for the connection: file, line and function.
+
+    Formatted only when shown: this runs on every checkout under a budget.
+    """
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_MACHINERY) and not filename.startswith("<"):
-            return f"{filename}:{frame.f_lineno} in {frame.f_code.co_name}"
-        frame = frame.f_back  # type: ignore[assignment]
-    return "unknown"
+        code = frame.f_code
+        filename = code.co_filename
+        machinery = _machinery_files.get(filename)
+        if machinery is None:
+            machinery = filename.startswith(_MACHINERY) or filename.startswith("<")
+            _machinery_files[filename] = machinery
+        if not machinery:
+            return (filename, frame.f_lineno, code.co_name)
+        frame = frame.f_back
+    return None
 
 
-@dataclass
 class Holder:
     """Who holds a checked-out connection, since when, and from where."""
 
-    alias: str
-    thread: str = field(default_factory=lambda: threading.current_thread().name)
-    since: float = field(default_factory=time.monotonic)
-    site: str = field(default_factory=checkout_site)
-    warned: bool = False
+    __slots__ = ("alias", "since", "site", "thread", "warned")
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        # The thread's name is looked up when shown: that is rare, a checkout is not.
+        self.thread = threading.get_ident()
+        self.since = time.monotonic()
+        self.site = checkout_site()
+        self.warned = False
 
     def describe(self, now: float) -> str:
+        if self.site is None:
+            site = "unknown"
+        else:
+            filename, line, function = self.site
+            site = f"{filename}:{line} in {function}"
         return (
-            f"thread {self.thread!r} holds a connection of alias {self.alias!r} for "
-            f"{now - self.since:.1f}s, checked out at {self.site}"
+            f"{self._thread_name()} holds a connection of alias {self.alias!r} for "
+            f"{now - self.since:.1f}s, checked out at {site}"
         )
+
+    def _thread_name(self) -> str:
+        for thread in threading.enumerate():
+            if thread.ident == self.thread:
+                return f"thread {thread.name!r}"
+        return f"a thread that has ended (ident {self.thread})"
 
 
 class Budget:
@@ -102,6 +129,8 @@ class Budget:
         self.waits = 0
         self.wait_time = 0.0
         self.timeouts = 0
+        # Written without the lock, on every checkout and check-in: a dict's item
+        # assignment and pop are atomic. Readers take a copy, as atomic.
         self._holders: dict[int, Holder] = {}
         # Threads waiting for room, first come first served; read without the lock
         # on every check-in (empty: nobody waits).
@@ -119,10 +148,13 @@ class Budget:
             self.tracking = self.limit is not None or self.hold_warning is not None
 
     def hold(self, key: int, alias: str) -> None:
-        holder = Holder(alias)
+        self._holders[key] = Holder(alias)
+        if self.hold_warning is not None and self._watchdog is None:
+            self._start_watchdog()
+
+    def _start_watchdog(self) -> None:
         with self._lock:
-            self._holders[key] = holder
-            if self.hold_warning is not None and self._watchdog is None:
+            if self._watchdog is None:
                 self._watchdog = threading.Thread(
                     target=self._watch, name="mysqlpool-hold-watchdog", daemon=True
                 )
@@ -133,14 +165,13 @@ class Budget:
         while self.hold_warning is not None:
             time.sleep(max(self.hold_warning / 4, 0.05))
             now = time.monotonic()
-            with self._lock:
-                overdue = [
-                    holder
-                    for holder in self._holders.values()
-                    if not holder.warned and now - holder.since > (self.hold_warning or 0)
-                ]
-                for holder in overdue:
-                    holder.warned = True
+            overdue = [
+                holder
+                for holder in self._holders.copy().values()
+                if not holder.warned and now - holder.since > (self.hold_warning or 0)
+            ]
+            for holder in overdue:
+                holder.warned = True
             for holder in overdue:
                 logger.warning(
                     "A connection is held longer than %ss: %s", self.hold_warning, holder.describe(now)
@@ -148,8 +179,7 @@ class Budget:
         self._watchdog = None
 
     def release_hold(self, key: int) -> None:
-        with self._lock:
-            self._holders.pop(key, None)
+        self._holders.pop(key, None)
 
     def _has_room(self) -> bool:
         return self.limit is None or self.open < self.limit
@@ -214,7 +244,7 @@ class Budget:
 
     def _exceeded_message(self, alias: str, timeout: float) -> str:
         now = time.monotonic()
-        holders = sorted(self._holders.values(), key=lambda holder: holder.since)
+        holders = sorted(self._holders.copy().values(), key=lambda holder: holder.since)
         lines = [holder.describe(now) for holder in holders] or ["(no checked-out connection: all are idle)"]
         return (
             f"mysqlpool: the connection budget of this process ({self.limit} connections, "
