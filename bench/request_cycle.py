@@ -9,6 +9,9 @@ MYSQLPOOL_TEST_HOST names a server.
 Configurations:
 
 * ``pooled``: mysqlpool.backends.mysqlpool with its defaults (CONN_MAX_AGE=0);
+* ``pooled-reset``: the same with ``reset_on_return: "session"``, which resets the
+  whole session at each check-in (three round trips a request: the reset, the
+  character set, Django's session setup);
 * ``persistent``: django.db.backends.mysql, CONN_MAX_AGE=None, the reference;
 * ``default``: django.db.backends.mysql, CONN_MAX_AGE=0, a connection per request;
 * ``peer``: django-db-connection-pool (ENGINE dj_db_conn_pool.backends.mysql) with
@@ -75,6 +78,8 @@ class Config:
     pool_sizing: Callable[[int], SettingsDict] | None = None
     # Reported as unavailable, instead of failing the benchmark, if it cannot run.
     optional: bool = False
+    # OPTIONS["pool"] arguments at every thread count, besides the sizing.
+    pool_arguments: tuple[tuple[str, Any], ...] = ()
 
 
 CONFIGS = (
@@ -83,6 +88,13 @@ CONFIGS = (
         "mysqlpool.backends.mysqlpool",
         0,
         lambda threads: {"OPTIONS": {"pool": {"pool_size": threads, "max_overflow": 0}}},
+    ),
+    Config(
+        "pooled-reset",
+        "mysqlpool.backends.mysqlpool",
+        0,
+        lambda threads: {"OPTIONS": {"pool": {"pool_size": threads, "max_overflow": 0}}},
+        pool_arguments=(("reset_on_return", "session"),),
     ),
     Config(REFERENCE, "django.db.backends.mysql", None),
     Config("default", "django.db.backends.mysql", 0),
@@ -115,6 +127,8 @@ def database_settings(config: Config, threads: int, server: Server) -> SettingsD
     }
     if threads > 1 and config.pool_sizing is not None:
         settings_dict.update(config.pool_sizing(threads))
+    if config.pool_arguments:
+        settings_dict.setdefault("OPTIONS", {}).setdefault("pool", {}).update(config.pool_arguments)
     return settings_dict
 
 
@@ -408,9 +422,10 @@ def targets(rows: list[Row]) -> list[Target]:
 
 
 def table(rows: list[Row]) -> str:
-    lines = [f"{'threads':>7}  {'config':<10}  {'req/s':>8}  {'ratio':>6}  per-round ratios"]
+    width = max(len(config.name) for config in CONFIGS)
+    lines = [f"{'threads':>7}  {'config':<{width}}  {'req/s':>8}  {'ratio':>6}  per-round ratios"]
     for row in rows:
-        prefix = f"{row.threads:>7}  {row.config:<10}"
+        prefix = f"{row.threads:>7}  {row.config:<{width}}"
         if row.ratio is None:
             lines.append(f"{prefix}  unavailable: {row.unavailable}")
             continue

@@ -57,6 +57,11 @@ OBSOLETE_ARGUMENTS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# mysqlpool's own value of reset_on_return: reset the whole session at check-in
+# (COM_RESET_CONNECTION), not only its transaction. SQLAlchemy's pool, which never
+# resets mysqlpool's connections itself, is given 'rollback' instead.
+RESET_SESSION = "session"
+
 # Set by mysqlpool itself, never by the user.
 _RESERVED_ARGUMENTS = frozenset({"creator", "dialect", "events", "_dispatch"})
 
@@ -87,8 +92,8 @@ _VALIDATORS: Mapping[str, tuple[Callable[[Any], bool], str]] = MappingProxyType(
         "echo": (lambda v: _is_bool(v) or v == "debug", "True, False or 'debug'"),
         "logging_name": (lambda v: isinstance(v, str) and bool(v), "a non-empty str"),
         "reset_on_return": (
-            lambda v: v is None or _is_bool(v) or v in ("rollback", "commit"),
-            "'rollback', 'commit', True, False or None",
+            lambda v: v is None or _is_bool(v) or v in ("rollback", "commit", RESET_SESSION),
+            "'rollback', 'commit', 'session', True, False or None",
         ),
     }
 )
@@ -105,6 +110,14 @@ class PoolConfig:
     @property
     def backend_name(self) -> str:
         return self.backend.__name__
+
+    @property
+    def sqlalchemy_arguments(self) -> dict[str, Any]:
+        """The arguments as the SQLAlchemy pool class takes them."""
+        arguments = dict(self.arguments)
+        if arguments.get("reset_on_return") == RESET_SESSION:
+            arguments["reset_on_return"] = "rollback"
+        return arguments
 
     def argument(self, name: str) -> Any:
         """The argument's value, or the pool class's own default for it."""

@@ -26,7 +26,7 @@ import select
 import weakref
 from typing import Any, ClassVar
 
-from MySQLdb import _mysql
+from MySQLdb import NotSupportedError, OperationalError, _mysql
 from MySQLdb.connections import Connection
 
 try:
@@ -50,8 +50,15 @@ class _PollFd(ctypes.Structure):
 
 def _gil_holding(library: str | None, name: str, argtypes: tuple[Any, ...], restype: Any) -> Any:
     """A C function called without releasing the GIL, or None if it is missing."""
+    return _c_function(ctypes.PyDLL, library, name, argtypes, restype)
+
+
+def _c_function(
+    loader: type[ctypes.CDLL], library: str | None, name: str, argtypes: tuple[Any, ...], restype: Any
+) -> Any:
+    """A C function of ``library`` (None: the process) loaded by ``loader``, or None if missing."""
     try:
-        function = getattr(ctypes.PyDLL(library), name)
+        function = getattr(loader(library), name)
     except (OSError, AttributeError):
         return None
     function.argtypes = argtypes
@@ -63,6 +70,12 @@ def _gil_holding(library: str | None, name: str, argtypes: tuple[Any, ...], rest
 # call: the pool then rolls back on every check-in to stay safe.
 _mariadb_get_info = _gil_holding(
     _mysql.__file__, "mariadb_get_info", (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p), ctypes.c_char
+)
+# COM_RESET_CONNECTION, in every client library mysqlclient supports (MariaDB
+# Connector/C 3.0+, MySQL 5.7+). A plain CDLL call, which releases the GIL: it
+# waits for the server.
+_reset_connection = _c_function(
+    ctypes.CDLL, _mysql.__file__, "mysql_reset_connection", (ctypes.c_void_p,), ctypes.c_int
 )
 # poll(2) from the C library already loaded into the process.
 _poll = _gil_holding(None, "poll", (ctypes.POINTER(_PollFd), ctypes.c_ulong, ctypes.c_int), ctypes.c_int)
@@ -97,6 +110,11 @@ class PooledConnection(Connection):
         self._native = self._native_pointer()
         self._pollfd = _PollFd(self._fd, _HUNG_UP, 0)
         self._pollfd_ref = ctypes.byref(self._pollfd)
+        # What mysqlclient set up in the session at connect, for reset_session().
+        self._charset: str = kwargs.get("charset") or self.character_set_name()  # type: ignore[no-untyped-call]
+        self._collation: str | None = kwargs.get("collation")
+        self._sql_mode: str | None = kwargs.get("sql_mode")
+        self._init_command: str | None = kwargs.get("init_command")
 
     def _native_pointer(self) -> int:
         if _mariadb_get_info is None or not hasattr(self, "_get_native_connection"):
@@ -135,6 +153,34 @@ class PooledConnection(Connection):
             return True
         _mariadb_get_info(self._native, _MARIADB_CONNECTION_SERVER_STATUS, self._status_ref)
         return bool(self._status.value & SERVER_STATUS_IN_TRANS)
+
+    def reset_session(self) -> None:
+        """Reset the server session, then set it up again as mysqlclient did at connect.
+
+        COM_RESET_CONNECTION rolls back, releases GET_LOCK() and LOCK TABLES
+        locks, drops temporary tables, prepared statements and user variables, and
+        gives session variables the server's global values, the character set's
+        included. So the character set and collation, ``sql_mode`` and
+        ``init_command`` are set again here; Django's own setup (isolation level,
+        autocommit) is made at the next checkout.
+        """
+        if _reset_connection is None:
+            raise NotSupportedError("the MySQL client library has no mysql_reset_connection()")
+        native = _capsule_pointer(self._get_native_connection(), _CAPSULE_NAME)  # type: ignore[no-untyped-call]
+        if _reset_connection(native) != 0:
+            raise OperationalError(self.errno(), self.error())  # type: ignore[no-untyped-call]
+        self.set_character_set(self._charset, self._collation)
+        if self._sql_mode:
+            self.set_sql_mode(self._sql_mode)
+        if self._init_command:
+            self._run(self._init_command)
+
+    def _run(self, sql: str) -> None:
+        """Run ``sql``, one statement or several, and discard what it returns."""
+        self.query(sql)
+        self.store_result()  # type: ignore[no-untyped-call]
+        while self.next_result() == 0:  # type: ignore[no-untyped-call]
+            self.store_result()  # type: ignore[no-untyped-call]
 
     def close_and_wait(self, timeout: float = SERVER_CLOSE_WAIT) -> None:
         """Close the connection, then wait up to ``timeout`` s for the server to end it.

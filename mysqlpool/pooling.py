@@ -37,7 +37,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from mysqlpool import stats
 from mysqlpool.budget import Budget
-from mysqlpool.config import PoolConfig
+from mysqlpool.config import RESET_SESSION, PoolConfig
 from mysqlpool.connection import PooledConnection
 from mysqlpool.dialect import PoolDialect
 from mysqlpool.errors import PoolTimeout
@@ -46,9 +46,10 @@ from mysqlpool.waiters import PERMIT, RECORD, Waiter
 logger = logging.getLogger("mysqlpool")
 
 # Set in a connection's record info once Django has initialized its session (to the
-# session settings it was initialized with), so a reused connection is neither
-# initialized again nor mistaken for a fresh one. The pool clears record info
-# whenever it replaces the server connection.
+# session settings it was initialized with, or to none once a check-in reset the
+# session), so a reused connection is neither initialized again needlessly nor
+# mistaken for a fresh one. The pool clears record info whenever it replaces the
+# server connection.
 INITIALIZED = "mysqlpool.initialized"
 
 # How long a checkout waits, for the pool or the budget, when the pool class has no
@@ -132,7 +133,9 @@ class AliasPool:
         self.target = {k: connect_params[k] for k in _SHOWN_PARAMS if k in connect_params}
         self._pre_ping = config.argument("pre_ping")
         self._reset = _reset_action(config.argument("reset_on_return"))
-        self._pool = config.backend(creator=self._connect, dialect=self.dialect, **config.arguments)
+        self._pool = config.backend(
+            creator=self._connect, dialect=self.dialect, **config.sqlalchemy_arguments
+        )
         # A QueuePool's records are lent here, first come first served (see
         # mysqlpool.waiters): its deque holds the idle ones, its overflow counter
         # the room left; the line, the threads waiting. Other pool classes lend
@@ -374,8 +377,9 @@ class AliasPool:
             if self._reset is _rollback_if_in_transaction:  # the default, inlined
                 if connection.in_transaction():
                     connection.rollback()  # type: ignore[no-untyped-call]
-            else:
-                self._reset(connection)
+            elif not self._reset(connection):
+                # Django's setup went with the session; the connection is no new one.
+                record.info[INITIALIZED] = _SESSION_RESET
         except Exception as error:
             logger.warning("Closing a connection of alias %r that failed to reset: %r", self.alias, error)
             self._return(record, error)
@@ -511,26 +515,43 @@ class AliasPool:
         }
 
 
-def _rollback_if_in_transaction(connection: PooledConnection) -> None:
+# What a check-in that reset the whole session leaves as the session settings: none
+# that Django set, on a connection that has been used (so checked for a hang-up).
+_SESSION_RESET: tuple[()] = ()
+
+# The resets of check-in, by reset_on_return. Each returns whether the session
+# settings made at checkout survive it.
+
+
+def _rollback_if_in_transaction(connection: PooledConnection) -> bool:
     # The server's transaction flag makes the common case free: no ROLLBACK is
     # sent when no transaction is open.
     if connection.in_transaction():
         connection.rollback()  # type: ignore[no-untyped-call]
+    return True
 
 
-def _commit_if_in_transaction(connection: PooledConnection) -> None:
+def _commit_if_in_transaction(connection: PooledConnection) -> bool:
     if connection.in_transaction():
         connection.commit()  # type: ignore[no-untyped-call]
+    return True
 
 
-def _no_reset(connection: PooledConnection) -> None:
-    pass
+def _no_reset(connection: PooledConnection) -> bool:
+    return True
 
 
-def _reset_action(reset_on_return: Any) -> Any:
-    """What SQLAlchemy's ``reset_on_return`` setting asks to do at check-in."""
+def _reset_session(connection: PooledConnection) -> bool:
+    connection.reset_session()
+    return False
+
+
+def _reset_action(reset_on_return: Any) -> Callable[[PooledConnection], bool]:
+    """What the ``reset_on_return`` setting asks to do at check-in."""
     if reset_on_return in ("rollback", True):
         return _rollback_if_in_transaction
     if reset_on_return == "commit":
         return _commit_if_in_transaction
+    if reset_on_return == RESET_SESSION:
+        return _reset_session
     return _no_reset

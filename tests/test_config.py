@@ -98,7 +98,7 @@ def test_arguments_mysqlpool_sets_itself_are_refused(name: str) -> None:
         ("pre_ping", 1, "True or False"),
         ("use_lifo", "yes", "True or False"),
         ("echo", "info", "True, False or 'debug'"),
-        ("reset_on_return", "rollbak", "'rollback', 'commit', True, False or None"),
+        ("reset_on_return", "rollbak", "'rollback', 'commit', 'session', True, False or None"),
         ("logging_name", "", "a non-empty str"),
     ],
 )
