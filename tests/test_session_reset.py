@@ -80,3 +80,14 @@ def test_a_connection_that_fails_its_reset_is_discarded(
     assert any("failed to reset" in record.getMessage() for record in caplog.records)
     assert connection_id(resetting) != victim  # a new connection, and no error for the user
     assert pool_stats(resetting)["invalidations"] == 1
+
+
+def test_a_reset_connection_the_server_closed_while_idle_is_replaced_silently(
+    resetting: Any, server: Server
+) -> None:
+    victim = connection_id(resetting)
+    resetting.close()  # reset: the session's setup is gone until the next checkout
+    server.kill(victim)
+    server.wait_until_gone(victim)
+    assert connection_id(resetting) != victim
+    assert pool_stats(resetting)["invalidations"] == 1
