@@ -29,6 +29,7 @@ pytest: $(STAMP)
 
 django-tests: $(STAMP)
 	$(BIN)/python tests/django_suite.py
+	$(BIN)/python tests/django_suite.py --reset-session
 
 # The example job queue, end to end (examples/jobqueue/demo.py).
 demo: $(STAMP)

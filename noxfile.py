@@ -21,6 +21,7 @@ MINIMUMS = ["Django>=5.2,<5.3", "SQLAlchemy>=2.0,<2.1", "mysqlclient>=2.2,<2.3",
 def run_suites(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *session.posargs)
     session.run("python", "tests/django_suite.py")
+    session.run("python", "tests/django_suite.py", "--reset-session")
 
 
 @nox.session

@@ -14,6 +14,7 @@ sdist's tests/requirements/ lists what the whole suite needs: selenium, Pillow,
 
     python tests/django_suite.py                     # all the apps, pooled ENGINE
     python tests/django_suite.py --plain             # the same on Django's own ENGINE
+    python tests/django_suite.py --reset-session     # with reset_on_return "session"
     python tests/django_suite.py backends.mysql      # some tests only
 
 --plain tells a failure of mysqlpool from one of Django or the server.
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APPS = ("backends", "transactions", "transaction_hooks", "basic", "select_for_update")
 # Read by tests/django_suite_settings.py.
 ENV_ENGINE = "MYSQLPOOL_SUITE_ENGINE"
+ENV_RESET_SESSION = "MYSQLPOOL_SUITE_RESET_SESSION"
 POOLED_ENGINE = "mysqlpool.backends.mysqlpool"
 PLAIN_ENGINE = "django.db.backends.mysql"
 
@@ -64,6 +66,11 @@ def django_tests_dir(version: str) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plain", action="store_true", help=f"run on {PLAIN_ENGINE} instead")
+    parser.add_argument(
+        "--reset-session",
+        action="store_true",
+        help="reset each session at check-in (reset_on_return 'session')",
+    )
     parser.add_argument("labels", nargs="*", default=APPS, help="test labels (default: %(default)s)")
     options = parser.parse_args()
     engine = PLAIN_ENGINE if options.plain else POOLED_ENGINE
@@ -76,12 +83,14 @@ def main() -> int:
             **os.environ,
             **server.environ(),
             ENV_ENGINE: engine,
+            ENV_RESET_SESSION: "1" if options.reset_session else "",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         code = subprocess.call(command, cwd=tests_dir, env=environ)
     outcome = "passed" if code == 0 else f"FAILED (exit code {code})"
+    mode = " resetting sessions" if options.reset_session else ""
     print(
-        f"Django {django.__version__}'s tests of {' '.join(options.labels)} on {engine}: "
+        f"Django {django.__version__}'s tests of {' '.join(options.labels)} on {engine}{mode}: "
         f"{outcome} in {time.monotonic() - started:.0f}s"
     )
     return code

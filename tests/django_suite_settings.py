@@ -3,8 +3,10 @@
 Django's runtests.py adds its own apps, URLs, templates and middleware; it needs
 the aliases 'default' and 'other' (its multi-database tests use both). Both use
 the ENGINE named by MYSQLPOOL_SUITE_ENGINE (mysqlpool's unless django_suite.py is
-run with --plain) on the server named by the MYSQLPOOL_TEST_* variables. The other
-settings are those of the suite's own example, tests/test_sqlite.py.
+run with --plain) on the server named by the MYSQLPOOL_TEST_* variables; with
+MYSQLPOOL_SUITE_RESET_SESSION set (--reset-session), pools reset each session at
+check-in. The other settings are those of the suite's own example,
+tests/test_sqlite.py.
 """
 
 import os
@@ -37,3 +39,5 @@ SECRET_KEY = "django_tests_secret_key"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 USE_TZ = False
+if os.environ.get("MYSQLPOOL_SUITE_RESET_SESSION"):
+    MYSQLPOOL_ARGUMENTS = {"reset_on_return": "session"}
