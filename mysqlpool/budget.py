@@ -139,13 +139,20 @@ class Budget:
     def set_limit(self, limit: int | None) -> None:
         with self._lock:
             self.limit = validated_limit(limit, "the connection budget")
-            self.tracking = self.limit is not None or self.hold_warning is not None
+            self._update_tracking()
             self._serve_line()
 
     def set_hold_warning(self, seconds: float | None) -> None:
         with self._lock:
             self.hold_warning = validated_hold_warning(seconds)
-            self.tracking = self.limit is not None or self.hold_warning is not None
+            self._update_tracking()
+
+    def _update_tracking(self) -> None:
+        self.tracking = self.limit is not None or self.hold_warning is not None
+        if not self.tracking:
+            # Check-ins no longer release holds: forget them all, lest stale ones
+            # be shown once tracking starts again.
+            self._holders.clear()
 
     def hold(self, key: int, alias: str) -> None:
         self._holders[key] = Holder(alias)
@@ -245,7 +252,11 @@ class Budget:
     def _exceeded_message(self, alias: str, timeout: float) -> str:
         now = time.monotonic()
         holders = sorted(self._holders.copy().values(), key=lambda holder: holder.since)
-        lines = [holder.describe(now) for holder in holders] or ["(no checked-out connection: all are idle)"]
+        # Idle connections are closed to make room before anyone waits: a full
+        # budget with no holder recorded was taken before checkouts were tracked.
+        lines = [holder.describe(now) for holder in holders] or [
+            "(none recorded: the connections were checked out before the budget was set)"
+        ]
         return (
             f"mysqlpool: the connection budget of this process ({self.limit} connections, "
             f"all aliases together) stayed full for {timeout}s while opening one for alias "

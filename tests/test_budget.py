@@ -33,6 +33,18 @@ def budget_figures() -> dict[str, Any]:
     return process_budget().status()
 
 
+def test_a_budget_removed_and_set_again_shows_no_stale_holder(make_wrapper: Any) -> None:
+    connections.close_all()  # idle, the test runner's connections make room
+    wrapper = make_wrapper()
+    set_budget(2)
+    wrapper.ensure_connection()
+    assert budget_figures()["held"] == 1
+    set_budget(None)  # no budget: the check-in below records nothing
+    wrapper.close()
+    set_budget(2)
+    assert budget_figures()["held"] == 0
+
+
 def test_exhaustion_names_a_holder_whose_thread_ended(make_wrapper: Any) -> None:
     """A thread that ended without returning its connection is named as such, until it is collected."""
     connections.close_all()  # idle, the test runner's connections make room
