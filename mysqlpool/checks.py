@@ -25,7 +25,7 @@ _DOCS = "See the 'System checks' section of mysqlpool's README."
 
 @register("mysqlpool")
 def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """E001-E004, W001-W002: what the settings say, without a server."""
+    """E001-E004, W001-W002, W005: what the settings say, without a server."""
     messages: list[CheckMessage] = []
     aliases = pooled_aliases()
     for alias, settings_dict in aliases.items():
@@ -62,15 +62,39 @@ def _check_alias(alias: str, settings_dict: Any) -> list[CheckMessage]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ObsoleteSettingWarning)
         try:
-            pool_config(alias, {**settings_dict, "CONN_MAX_AGE": 0})
+            config = pool_config(alias, {**settings_dict, "CONN_MAX_AGE": 0})
         except ImproperlyConfigured as error:
             messages.append(Error(str(error), hint=f"Fix the setting named. {_DOCS}", id="mysqlpool.E001"))
+        else:
+            messages += _check_reset(alias, config.argument("reset_on_return"))
     messages += [
         Warning(str(warning.message), hint="Remove it from the settings.", id="mysqlpool.W001")
         for warning in caught
         if issubclass(warning.category, ObsoleteSettingWarning)
     ]
     return messages
+
+
+# What a returned connection does with each reset_on_return that lets a unit of
+# work's transaction outlive it.
+_UNSAFE_RESETS = {
+    None: "keeps an open transaction and its row locks for whoever checks it out next",
+    False: "keeps an open transaction and its row locks for whoever checks it out next",
+    "commit": "commits whatever a unit of work that failed left half done",
+}
+
+
+def _check_reset(alias: str, reset_on_return: Any) -> list[CheckMessage]:
+    if reset_on_return not in _UNSAFE_RESETS:
+        return []
+    return [
+        Warning(
+            f"The pool of alias {alias!r} has reset_on_return={reset_on_return!r}: a returned "
+            f"connection {_UNSAFE_RESETS[reset_on_return]}.",
+            hint=f"Remove reset_on_return (the default rolls back), or set it to 'session'. {_DOCS}",
+            id="mysqlpool.W005",
+        )
+    ]
 
 
 @register(Tags.database)

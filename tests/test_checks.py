@@ -42,6 +42,11 @@ def test_the_test_settings_pass_every_check() -> None:
         ({"OPTIONS": {"pool": {"timeout": -1}}}, ["mysqlpool.E001"]),
         ({"CONN_MAX_AGE": 600}, ["mysqlpool.E002"]),
         ({"OPTIONS": {"pool": {"use_threadlocal": False}}}, ["mysqlpool.W001"]),
+        ({"OPTIONS": {"pool": {"reset_on_return": None}}}, ["mysqlpool.W005"]),
+        ({"OPTIONS": {"pool": {"reset_on_return": False}}}, ["mysqlpool.W005"]),
+        ({"OPTIONS": {"pool": {"reset_on_return": "commit"}}}, ["mysqlpool.W005"]),
+        ({"OPTIONS": {"pool": {"reset_on_return": "session"}}}, []),
+        ({"OPTIONS": {"pool": {"reset_on_return": True}}}, []),
     ],
 )
 def test_alias_settings(changes: dict[str, Any], expected: list[str]) -> None:
