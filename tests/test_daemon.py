@@ -54,6 +54,11 @@ def start_worker(
     )
 
 
+def log_text(path: Path) -> str:
+    """What a worker has logged to ``path`` so far ('' before it opened it)."""
+    return path.read_text() if path.exists() else ""
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -103,6 +108,20 @@ def test_sigterm_finishes_units_in_flight_and_returns_every_connection(
     assert "units done" in stderr and ", 0 failed" in stderr
 
 
+def test_progress_lines_come_every_progress_interval(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    worker = start_worker(
+        database_server, "tests.jobs.record_unit", "--progress-interval", "1", "--log-file", str(log)
+    )
+    wait_for(lambda: log_text(log).count(" running after ") >= 2)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    lines = [line for line in log.read_text().splitlines() if " running after " in line]
+    assert all("units done" in line and "pools {'default': " in line for line in lines), lines
+
+
 def test_a_failing_unit_is_logged_and_the_thread_carries_on(
     database_server: dbserver.Server, units: Server
 ) -> None:
@@ -133,7 +152,7 @@ def test_a_second_signal_exits_at_once(
     )
     wait_for(lambda: states(units).get("started", 0) >= 1)
     worker.send_signal(signal.SIGTERM)
-    wait_for(lambda: "stopping: the units in flight have 60s to finish" in log.read_text())
+    wait_for(lambda: "stopping: the units in flight have 60s to finish" in log_text(log))
     assert worker.poll() is None  # the unit keeps running
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
@@ -153,6 +172,14 @@ def test_a_second_signal_exits_at_once(
             "argument --interval: 'soon' is not a number of seconds",
         ),
         (["tests.jobs.record_unit", "--budget", "-2"], "argument --budget: '-2' is not an int >= 1"),
+        (
+            ["tests.jobs.record_unit", "--graceful-timeout", "nan"],
+            "argument --graceful-timeout: 'nan' is not a number of seconds >= 0",
+        ),
+        (
+            ["tests.jobs.record_unit", "--progress-interval", "0.5"],
+            "argument --progress-interval: '0.5' is not a number of seconds >= 1",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error_before_anything_starts(

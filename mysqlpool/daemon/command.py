@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import random
 import signal
@@ -49,7 +50,8 @@ def _number(kind: Callable[[str], Any], minimum: float, allowed: str) -> Callabl
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or value < minimum:
+        # float() takes "nan" and "inf" too: neither is a number of seconds.
+        if value is None or not math.isfinite(value) or value < minimum:
             raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}")
         return value
 
@@ -132,6 +134,12 @@ class PooledDaemonCommand(BaseCommand):
             default=self.graceful_timeout,
             help=f"Seconds units in flight get to finish after SIGTERM (default {self.graceful_timeout}).",
         )
+        parser.add_argument(
+            "--progress-interval",
+            type=_number(float, 1, "a number of seconds >= 1"),
+            default=self.progress_interval,
+            help=f"Seconds between two progress lines of a worker (default {self.progress_interval}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["max_jobs"] is not None and not options["processes"]:
@@ -196,7 +204,7 @@ class PooledDaemonCommand(BaseCommand):
             on_stop=self.worker_stopped,
             max_units=_jittered(options["max_jobs"]),
         )
-        progress = _Progress(workers, self.progress_interval)
+        progress = _Progress(workers, options["progress_interval"])
         watchdog = Watchdog()
         with _StopSignals(stop) as signals:
             workers.start()
