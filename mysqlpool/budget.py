@@ -13,6 +13,7 @@ closed, and a close gives its room to the first in line.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import threading
 import time
@@ -49,7 +50,9 @@ def validated_limit(value: Any, source: str = SETTING) -> int | None:
 
 def validated_hold_warning(value: Any) -> float | None:
     """``value`` if it is None or a number of seconds > 0, else ImproperlyConfigured."""
-    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+    if value is None or (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    ):
         return value
     raise ImproperlyConfigured(
         f"{HOLD_WARNING_SETTING} is {value!r}; it must be None (no warning) or a number of seconds > 0."

@@ -218,7 +218,7 @@ def test_a_connection_held_too_long_is_warned_about_once(caplog: pytest.LogCaptu
     assert "in test_a_connection_held_too_long_is_warned_about_once" in warnings[0]
 
 
-@pytest.mark.parametrize("value", [0, -1, "3", True])
+@pytest.mark.parametrize("value", [0, -1, "3", True, float("inf"), float("nan")])
 def test_a_hold_warning_must_be_a_positive_number(value: Any) -> None:
     with pytest.raises(ImproperlyConfigured, match=f"MYSQLPOOL_HOLD_WARNING is {value!r}; it must be None"):
         process_budget().set_hold_warning(value)

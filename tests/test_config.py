@@ -94,6 +94,8 @@ def test_arguments_mysqlpool_sets_itself_are_refused(name: str) -> None:
         ("max_overflow", -2, "an int >= -1"),
         ("timeout", 0, "a number of seconds > 0"),
         ("timeout", "30", "a number of seconds > 0"),
+        ("timeout", float("inf"), "a number of seconds > 0"),
+        ("recycle", float("nan"), "a number of seconds > 0, or -1"),
         ("recycle", 0, "a number of seconds > 0, or -1"),
         ("pre_ping", 1, "True or False"),
         ("use_lifo", "yes", "True or False"),
