@@ -15,9 +15,10 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
+from sqlalchemy.pool import NullPool
 
 from mysqlpool import budget
-from mysqlpool.config import check_conn_max_age, pool_config, pooled_aliases
+from mysqlpool.config import PoolConfig, check_conn_max_age, pool_config, pooled_aliases
 from mysqlpool.errors import ObsoleteSettingWarning
 
 _DOCS = "See the 'System checks' section of mysqlpool's README."
@@ -66,7 +67,7 @@ def _check_alias(alias: str, settings_dict: Any) -> list[CheckMessage]:
         except ImproperlyConfigured as error:
             messages.append(Error(str(error), hint=f"Fix the setting named. {_DOCS}", id="mysqlpool.E001"))
         else:
-            messages += _check_reset(alias, config.argument("reset_on_return"))
+            messages += _check_reset(alias, config)
     messages += [
         Warning(str(warning.message), hint="Remove it from the settings.", id="mysqlpool.W001")
         for warning in caught
@@ -84,8 +85,10 @@ _UNSAFE_RESETS = {
 }
 
 
-def _check_reset(alias: str, reset_on_return: Any) -> list[CheckMessage]:
-    if reset_on_return not in _UNSAFE_RESETS:
+def _check_reset(alias: str, config: PoolConfig) -> list[CheckMessage]:
+    reset_on_return = config.argument("reset_on_return")
+    # A NullPool closes what is returned: the server rolls back whatever was open.
+    if reset_on_return not in _UNSAFE_RESETS or config.backend is NullPool:
         return []
     return [
         Warning(

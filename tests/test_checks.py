@@ -47,6 +47,7 @@ def test_the_test_settings_pass_every_check() -> None:
         ({"OPTIONS": {"pool": {"reset_on_return": "commit"}}}, ["mysqlpool.W005"]),
         ({"OPTIONS": {"pool": {"reset_on_return": "session"}}}, []),
         ({"OPTIONS": {"pool": {"reset_on_return": True}}}, []),
+        ({"OPTIONS": {"pool": {"reset_on_return": None, "backend": "NullPool"}}}, []),
     ],
 )
 def test_alias_settings(changes: dict[str, Any], expected: list[str]) -> None:

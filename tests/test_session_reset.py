@@ -91,3 +91,23 @@ def test_a_reset_connection_the_server_closed_while_idle_is_replaced_silently(
     server.wait_until_gone(victim)
     assert connection_id(resetting) != victim
     assert pool_stats(resetting)["invalidations"] == 1
+
+
+@pytest.mark.parametrize(("backend", "runs"), [("QueuePool", 2), ("NullPool", 1)])
+def test_a_pool_that_closes_what_is_returned_resets_nothing(
+    make_wrapper: Any, server: Server, backend: str, runs: int
+) -> None:
+    """The init_command counts its runs: at connect, and after each reset."""
+    server.query(f"CREATE TABLE IF NOT EXISTS `{server.database}`.setup_runs (session BIGINT) ENGINE=InnoDB")
+    server.query(f"DELETE FROM `{server.database}`.setup_runs")
+    wrapper = make_wrapper(
+        OPTIONS={
+            "pool": {"backend": backend, "reset_on_return": "session"},
+            "init_command": f"INSERT INTO `{server.database}`.setup_runs VALUES (CONNECTION_ID())",
+        }
+    )
+    session = connection_id(wrapper)
+    wrapper.close()  # a reset and a second run of init_command, unless the pool closes it
+    assert server.query(f"SELECT COUNT(*) FROM `{server.database}`.setup_runs WHERE session = {session}") == [
+        (runs,)
+    ]
