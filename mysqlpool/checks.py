@@ -15,7 +15,6 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
-from sqlalchemy.pool import NullPool
 
 from mysqlpool import budget
 from mysqlpool.config import PoolConfig, check_conn_max_age, pool_config, pooled_aliases
@@ -78,17 +77,17 @@ def _check_alias(alias: str, settings_dict: Any) -> list[CheckMessage]:
 
 # What a returned connection does with each reset_on_return that lets a unit of
 # work's transaction outlive it.
+_HANDS_OVER = "keeps an open transaction and its row locks for whoever checks it out next"
 _UNSAFE_RESETS = {
-    None: "keeps an open transaction and its row locks for whoever checks it out next",
-    False: "keeps an open transaction and its row locks for whoever checks it out next",
+    None: _HANDS_OVER,
+    False: _HANDS_OVER,
     "commit": "commits whatever a unit of work that failed left half done",
 }
 
 
 def _check_reset(alias: str, config: PoolConfig) -> list[CheckMessage]:
     reset_on_return = config.argument("reset_on_return")
-    # A NullPool closes what is returned: the server rolls back whatever was open.
-    if reset_on_return not in _UNSAFE_RESETS or config.backend is NullPool:
+    if reset_on_return not in _UNSAFE_RESETS or config.closes_returned_connections:
         return []
     return [
         Warning(

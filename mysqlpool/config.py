@@ -114,6 +114,15 @@ class PoolConfig:
         return self.backend.__name__
 
     @property
+    def closes_returned_connections(self) -> bool:
+        """Whether the pool class closes each connection returned to it (NullPool).
+
+        The server then forgets the session, its transaction included: there is
+        nothing to reset, and nothing a reset_on_return could hand over.
+        """
+        return self.backend is sqla_pool.NullPool
+
+    @property
     def sqlalchemy_arguments(self) -> dict[str, Any]:
         """The arguments as the SQLAlchemy pool class takes them."""
         arguments = dict(self.arguments)

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import event
 from sqlalchemy import exc as sqla_exc
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool, QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from mysqlpool import stats
 from mysqlpool.budget import Budget
@@ -132,11 +132,10 @@ class AliasPool:
         self.orphaned = False
         self.target = {k: connect_params[k] for k in _SHOWN_PARAMS if k in connect_params}
         self._pre_ping = config.argument("pre_ping")
-        # A NullPool closes each connection returned to it, and the server forgets a
-        # closed session, its transaction included: a reset first is round trips for
-        # nothing.
         self._reset = (
-            _no_reset if config.backend is NullPool else _reset_action(config.argument("reset_on_return"))
+            _no_reset
+            if config.closes_returned_connections
+            else _reset_action(config.argument("reset_on_return"))
         )
         self._pool = config.backend(
             creator=self._connect, dialect=self.dialect, **config.sqlalchemy_arguments

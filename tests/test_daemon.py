@@ -54,6 +54,11 @@ def start_worker(
     )
 
 
+def start_logging_worker(database_server: dbserver.Server, log: Path, *args: str) -> subprocess.Popen[str]:
+    """A worker that logs to the file ``log`` as well."""
+    return start_worker(database_server, *args, "--log-file", str(log))
+
+
 def log_text(path: Path) -> str:
     """What a worker has logged to ``path`` so far ('' before it opened it)."""
     return path.read_text() if path.exists() else ""
@@ -112,9 +117,7 @@ def test_progress_lines_come_every_progress_interval(
     database_server: dbserver.Server, units: Server, tmp_path: Path
 ) -> None:
     log = tmp_path / "worker.log"
-    worker = start_worker(
-        database_server, "tests.jobs.record_unit", "--progress-interval", "1", "--log-file", str(log)
-    )
+    worker = start_logging_worker(database_server, log, "tests.jobs.record_unit", "--progress-interval", "1")
     wait_for(lambda: log_text(log).count(" running after ") >= 2)
     code, stderr = stop(worker)
     assert code == 0, stderr
@@ -147,9 +150,7 @@ def test_a_second_signal_exits_at_once(
     database_server: dbserver.Server, units: Server, tmp_path: Path
 ) -> None:
     log = tmp_path / "worker.log"
-    worker = start_worker(
-        database_server, "tests.jobs.slow_unit", "--graceful-timeout", "60", "--log-file", str(log)
-    )
+    worker = start_logging_worker(database_server, log, "tests.jobs.slow_unit", "--graceful-timeout", "60")
     wait_for(lambda: states(units).get("started", 0) >= 1)
     worker.send_signal(signal.SIGTERM)
     wait_for(lambda: "stopping: the units in flight have 60s to finish" in log_text(log))
@@ -299,7 +300,7 @@ def test_sighup_reopens_the_log_file(
     """
     log = tmp_path / "worker.log"
     args = ["--processes", str(processes)] if processes else []
-    worker = start_worker(database_server, "tests.jobs.record_unit", "--log-file", str(log), *args)
+    worker = start_logging_worker(database_server, log, "tests.jobs.record_unit", *args)
     wait_for(lambda: states(units).get("done", 0) >= 1)
     log.rename(tmp_path / "worker.log.1")  # what logrotate does
     worker.send_signal(signal.SIGHUP)
