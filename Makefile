@@ -3,7 +3,7 @@
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
-# Which Django the environment gets; CI also runs DJANGO='Django>=6.0,<6.1'.
+# Which Django the environment gets; CI also runs DJANGO='Django>=6.1,<6.2' on Python 3.13.
 DJANGO ?= Django>=5.2,<5.3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -30,6 +30,7 @@ pytest: $(STAMP)
 django-tests: $(STAMP)
 	$(BIN)/python tests/django_suite.py
 	$(BIN)/python tests/django_suite.py --reset-session
+	$(BIN)/python tests/django_suite.py --alone
 
 # The example job queue, end to end (examples/jobqueue/demo.py).
 demo: $(STAMP)

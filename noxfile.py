@@ -1,4 +1,4 @@
-"""The support matrix: Python 3.10-3.13 with Django 5.2 LTS, and Django 6.0 on 3.12+.
+"""The support matrix: Python 3.10-3.13 with Django 5.2 LTS, and Django 6.0 and 6.1 on 3.12+.
 
 ``make matrix`` runs it (it makes pyenv's interpreters visible to nox). Each session
 runs the project's tests and Django's own test suite under the pooled ENGINE; the
@@ -11,9 +11,9 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 
-DJANGO = {"5.2": "Django>=5.2,<5.3", "6.0": "Django>=6.0,<6.1"}
+DJANGO = {"5.2": "Django>=5.2,<5.3", "6.0": "Django>=6.0,<6.1", "6.1": "Django>=6.1,<6.2"}
 MATRIX = [(python, "5.2") for python in ("3.10", "3.11", "3.12", "3.13")] + [
-    (python, "6.0") for python in ("3.12", "3.13")
+    (python, django) for python in ("3.12", "3.13") for django in ("6.0", "6.1")
 ]
 MINIMUMS = ["Django>=5.2,<5.3", "SQLAlchemy>=2.0,<2.1", "mysqlclient>=2.2,<2.3", "python-daemon>=3.1,<3.2"]
 
@@ -22,6 +22,7 @@ def run_suites(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *session.posargs)
     session.run("python", "tests/django_suite.py")
     session.run("python", "tests/django_suite.py", "--reset-session")
+    session.run("python", "tests/django_suite.py", "--alone")
 
 
 @nox.session

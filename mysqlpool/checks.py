@@ -105,14 +105,24 @@ def check_server(databases: Iterable[str] | None = None, **kwargs: Any) -> list[
     messages: list[CheckMessage] = []
     aliases = pooled_aliases()
     for alias in databases or ():
-        if alias in aliases:
+        if alias in aliases and _settings_valid(alias):
             messages += _check_against_server(alias)
     return messages
 
 
+def _settings_valid(alias: str) -> bool:
+    # With a mistake in them, connecting would raise it: check_settings() reports it.
+    try:
+        pool_config(alias, connections[alias].settings_dict)
+    except ImproperlyConfigured:
+        return False
+    return True
+
+
 def _check_against_server(alias: str) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    with connections[alias].cursor() as cursor:
+    # A check leaves no connection checked out: the command that runs it may fork.
+    with connections[alias].temporary_connection() as cursor:
         cursor.execute("SELECT @@max_connections, @@wait_timeout")
         max_connections, wait_timeout = cursor.fetchone()
         cursor.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")

@@ -45,6 +45,11 @@ from mysqlpool.waiters import PERMIT, RECORD, Waiter
 
 logger = logging.getLogger("mysqlpool")
 
+# The SQLAlchemy releases whose pool internals this module was checked against
+# (tests/test_sqlalchemy_internals.py says which, and how). pyproject.toml bounds
+# SQLAlchemy below the next release until it is checked too.
+FOLLOWED_SQLALCHEMY_RELEASES = ((2, 0), (2, 1))
+
 # Set in a connection's record info once Django has initialized its session (to the
 # session settings it was initialized with, or to none once a check-in reset the
 # session), so a reused connection is neither initialized again needlessly nor

@@ -115,16 +115,21 @@ def server(transactional_db: None) -> Iterator[Server]:
 def make_wrapper(transactional_db: None) -> Iterator[Callable[..., DatabaseWrapper]]:
     """Build pooled wrappers of fresh aliases on the test database.
 
-    Keyword arguments update the settings dict; ``pool`` sets OPTIONS['pool'].
+    Keyword arguments update the settings dict; ``pool`` sets OPTIONS['pool'];
+    ``wrapper_class`` is a subclass of the ENGINE's wrapper, as a project may use.
     Each wrapper gets its own alias, so its pool starts empty.
     """
     made: list[DatabaseWrapper] = []
 
-    def make(pool: dict[str, Any] | None = None, **overrides: Any) -> DatabaseWrapper:
+    def make(
+        pool: dict[str, Any] | None = None,
+        wrapper_class: type[DatabaseWrapper] = DatabaseWrapper,
+        **overrides: Any,
+    ) -> DatabaseWrapper:
         settings = copy.deepcopy(connections["default"].settings_dict)
         settings["OPTIONS"] = {**settings["OPTIONS"], "pool": pool or {}}
         settings.update(overrides)
-        wrapper = DatabaseWrapper(settings, alias=f"pooled{next(_aliases)}")
+        wrapper = wrapper_class(settings, alias=f"pooled{next(_aliases)}")
         made.append(wrapper)
         return wrapper
 

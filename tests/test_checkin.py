@@ -13,6 +13,7 @@ from django.db import OperationalError, connections, transaction
 from django.db.transaction import TransactionManagementError
 
 from mysqlpool import get_stats, registry
+from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from tests.conftest import Server, connection_id, pool_stats, request_cycle
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
@@ -207,6 +208,35 @@ def test_a_connection_failing_is_usable_is_discarded(make_wrapper: Any, server: 
     wrapper.close_if_unusable_or_obsolete()  # Django pings, the ping fails
     assert pool_stats(wrapper)["invalidations"] == 1
     assert connection_id(wrapper) != victim
+
+
+class JudgedUnusable(DatabaseWrapper):
+    """A wrapper whose health check says no, as a subclass or a proxy in front of the server may."""
+
+    def is_usable(self) -> bool:
+        return False
+
+
+def test_a_connection_failing_djangos_check_after_an_error_is_discarded(
+    make_wrapper: Any, server: Server
+) -> None:
+    wrapper = make_wrapper(pool={"pool_size": 1}, wrapper_class=JudgedUnusable)
+    judged = connection_id(wrapper)
+    wrapper.errors_occurred = True  # as after any database error in a request
+    wrapper.close_if_unusable_or_obsolete()  # Django asks is_usable(), which says no
+    assert pool_stats(wrapper)["invalidations"] == 1
+    server.wait_until_gone(judged)
+    assert connection_id(wrapper) != judged
+
+
+def test_a_connection_failing_djangos_health_check_is_discarded(make_wrapper: Any, server: Server) -> None:
+    """CONN_HEALTH_CHECKS: the check before a request's first query closes it; it must not come back."""
+    wrapper = make_wrapper(pool={"pool_size": 1}, wrapper_class=JudgedUnusable, CONN_HEALTH_CHECKS=True)
+    judged = connection_id(wrapper)
+    wrapper.health_check_done = False  # as Django leaves a connection it keeps for the next request
+    assert connection_id(wrapper) != judged
+    assert pool_stats(wrapper)["invalidations"] == 1
+    server.wait_until_gone(judged)
 
 
 def test_close_pool_closes_idle_connections_and_later_returns(make_wrapper: Any, server: Server) -> None:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.core.checks import run_checks
+from django.db import connections
 from django.test import override_settings
+
+from mysqlpool import get_stats
+from tests import dbserver
+from tests.conftest import Server
+from tests.processes import start_command
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"]),
@@ -95,3 +102,42 @@ def test_database_checks_compare_recycle_with_wait_timeout() -> None:
         assert ids(databases=["default"]) == ["mysqlpool.W004"]
     with override_settings(MYSQLPOOL_ARGUMENTS={"recycle": 60}):
         assert ids(databases=["default"]) == []
+
+
+@pytest.mark.parametrize(
+    ("mistake", "expected"),
+    [
+        ("CONN_MAX_AGE", "mysqlpool.E002"),
+        ("MYSQLPOOL_BACKEND", "mysqlpool.E001"),
+        ("pool argument", "mysqlpool.E001"),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "migrate"])
+def test_a_settings_mistake_is_a_check_message_in_a_fresh_process(
+    database_server: dbserver.Server, command: str, mistake: str, expected: str
+) -> None:
+    """Django 6.1's model checks connect before mysqlpool's run: the mistake must still read as a check."""
+    process = start_command(
+        database_server, command, settings="tests.model_settings", MYSQLPOOL_TEST_MISTAKE=mistake
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert f"({expected})" in stderr and "HINT:" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_checks_leave_no_connection_checked_out(server: Server) -> None:
+    """Whatever Django's checks connect for (6.1: every database), the connection goes back."""
+    connections.close_all()
+    ids(databases=["default", "other"])
+    for alias in ("default", "other"):
+        assert connections[alias].connection is None
+        assert get_stats().get(alias, {}).get("checked_out", 0) == 0
+
+
+def test_a_fresh_status_command_shows_no_use_of_its_own(database_server: dbserver.Server) -> None:
+    """Django 6.1's checks connect; mysqlpool_status skips them, so its figures are the process's own."""
+    process = start_command(database_server, "mysqlpool_status", "--json", settings="tests.model_settings")
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert json.loads(stdout)["aliases"]["default"]["live"] is None

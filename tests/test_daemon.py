@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,10 +16,9 @@ from django.db import connections
 
 from tests import dbserver
 from tests.conftest import Server
+from tests.processes import server_connections_of, start_command
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -37,21 +35,7 @@ def units(server: Server) -> Server:
 def start_worker(
     database_server: dbserver.Server, *args: str, command: str = "run_pooled_worker"
 ) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        **database_server.environ(),
-        "MYSQLPOOL_TEST_DATABASE": connections["default"].settings_dict["NAME"],
-        "DJANGO_SETTINGS_MODULE": "tests.daemon_settings",
-        "PYTHONPATH": str(ROOT),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "django", command, *args],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_command(database_server, command, *args)
 
 
 def start_logging_worker(database_server: dbserver.Server, log: Path, *args: str) -> subprocess.Popen[str]:
@@ -219,6 +203,23 @@ def test_worker_processes_share_the_budget_of_each(
     assert "started" not in states(units)
     assert units.sessions() == set()
     assert not any(alive(pid) for pid in worker_pids(units))
+
+
+def test_the_master_holds_no_server_connection(database_server: dbserver.Server, units: Server) -> None:
+    """Even when Django's checks connected before handle() (6.1, a project with models)."""
+    master = start_command(
+        database_server,
+        "run_pooled_worker",
+        "tests.jobs.record_unit",
+        "--processes",
+        "2",
+        settings="tests.model_settings",
+    )
+    wait_for(lambda: len(worker_pids(units)) == 2)
+    assert all(server_connections_of(pid, database_server.port) for pid in worker_pids(units))
+    assert server_connections_of(master.pid, database_server.port) == 0
+    code, stderr = stop(master)
+    assert code == 0, stderr
 
 
 def test_a_killed_worker_is_replaced(database_server: dbserver.Server, units: Server) -> None:

@@ -10,19 +10,17 @@ beside it. Everything they print is searched for the password.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from tests import dbserver
 from tests.conftest import Server
-from tests.test_daemon import ROOT, wait_for
+from tests.processes import start_command
+from tests.test_daemon import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,42 +36,32 @@ def secret_user(server: Server) -> Iterator[None]:
     server.query(f"DROP USER '{USER}'@'%'")
 
 
-def environment(database_server: dbserver.Server) -> dict[str, str]:
-    return {
-        **os.environ,
-        **database_server.environ(),
-        dbserver.ENV_USER: USER,
-        dbserver.ENV_PASSWORD: PASSWORD,
-        "MYSQLPOOL_TEST_DATABASE": connections["default"].settings_dict["NAME"],
-        "DJANGO_SETTINGS_MODULE": "tests.secrets_settings",
-        "PYTHONPATH": str(ROOT),
-    }
+def start(database_server: dbserver.Server, *args: str) -> subprocess.Popen[str]:
+    """``manage.py ARGS`` as the user with the secret password."""
+    secret_user = {dbserver.ENV_USER: USER, dbserver.ENV_PASSWORD: PASSWORD}
+    return start_command(database_server, *args, settings="tests.secrets_settings", **secret_user)
 
 
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "django", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    return done.stdout + done.stderr
+def manage(database_server: dbserver.Server, *args: str) -> str:
+    stdout, stderr = start(database_server, *args).communicate(timeout=60)
+    return stdout + stderr
 
 
 @pytest.mark.usefixtures("secret_user")
 def test_a_whole_run_never_shows_the_password(database_server: dbserver.Server, tmp_path: Path) -> None:
-    env = environment(database_server)
     log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "django", "run_pooled_worker", "tests.jobs.every_path_once"]
-        + ["--processes", "2", "--budget", "1", "--log-file", str(log)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    worker = start(
+        database_server,
+        "run_pooled_worker",
+        "tests.jobs.every_path_once",
+        *("--processes", "2", "--budget", "1", "--log-file", str(log)),
     )
     try:
         wait_for(lambda: log.exists() and log.read_text().count("Access denied") >= 2, timeout=60)
-        status = manage(env, "mysqlpool_status") + manage(env, "mysqlpool_status", "--json")
-        checks = manage(env, "check", "--database", "default")
+        status = manage(database_server, "mysqlpool_status") + manage(
+            database_server, "mysqlpool_status", "--json"
+        )
+        checks = manage(database_server, "check", "--database", "default")
         worker.send_signal(signal.SIGHUP)
         worker.send_signal(signal.SIGTERM)
         stdout, stderr = worker.communicate(timeout=60)

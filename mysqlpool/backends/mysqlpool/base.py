@@ -14,11 +14,12 @@ import _thread
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import django
-from django.core.exceptions import SynchronousOnlyOperation
+from django.core.exceptions import ImproperlyConfigured, SynchronousOnlyOperation
 from django.db.backends.base.base import NO_DB_ALIAS
 from django.db.backends.mysql.base import DatabaseWrapper as MySQLDatabaseWrapper
 from django.db.backends.signals import connection_created
@@ -41,11 +42,15 @@ def _undecorated(method: Callable[..., Any]) -> Callable[..., Any]:
 # 3,800 CPU instructions); _refuse_in_event_loop() asks the same without one.
 _django_connect = _undecorated(MySQLDatabaseWrapper.connect)
 _django_close = _undecorated(MySQLDatabaseWrapper.close)
+# A cached_property: its function, to fill the subclass's cache with.
+_django_server_data: Callable[[MySQLDatabaseWrapper], dict[str, Any]] = (
+    MySQLDatabaseWrapper.mysql_server_data.func  # type: ignore[attr-defined]  # a property to django-stubs
+)
 
 # The Django releases whose connect() and close() the wrapper's own paths for
 # pooled connections follow (tests/test_pooling.py compares them); with any other,
 # Django's run: slower, and right whatever a new release changes in them.
-FOLLOWED_DJANGO_RELEASES = ((5, 2), (6, 0))
+FOLLOWED_DJANGO_RELEASES = ((5, 2), (6, 0), (6, 1))
 _OWN_PATHS = django.VERSION[:2] in FOLLOWED_DJANGO_RELEASES
 
 
@@ -95,6 +100,8 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         # True while close() runs: only then does Django drop self.connection right
         # after _close(), so only then may the connection go back for reuse.
         self._closing = False
+        # True while Django judges the connection's health (see _failed_health_check).
+        self._judging_health = False
         # Django's throwaway connections without a database (CREATE/DROP DATABASE
         # in the test runner) are not worth pooling.
         self._pooled = self.alias != NO_DB_ALIAS
@@ -126,6 +133,27 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         params: dict[str, Any] = super().get_connection_params()
         params.pop("pool", None)
         return params
+
+    @cached_property
+    def mysql_server_data(self) -> dict[str, Any]:
+        # Django 6.1's model checks ask for the server's version and SQL mode before
+        # mysqlpool's checks run. With a mistake in the pool's settings, the pool
+        # cannot be made: Django then gets its answer over a connection of its own,
+        # so that `manage.py check` reports the mistake as a check message (E001,
+        # E002) instead of a traceback. Any other use still raises the error.
+        if self._pooled:
+            try:
+                self.pool  # noqa: B018 - made here, which validates the settings
+            except ImproperlyConfigured:
+                return self._server_data_without_pool()
+        return _django_server_data(self)
+
+    def _server_data_without_pool(self) -> dict[str, Any]:
+        self._pooled = False
+        try:
+            return _django_server_data(self)
+        finally:
+            self._pooled = True
 
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         if not self._pooled:
@@ -209,17 +237,40 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         # whatever was left open. After an error Django asks whether the connection
         # still works: that question stays, so that a broken one is discarded.
         close_at = self.close_at
-        if (
-            self._lease.record is None
-            or not _OWN_PATHS
-            or self.errors_occurred
-            or close_at is None
-            or time.monotonic() < close_at
-        ):
+        if self._lease.record is not None and self.errors_occurred:
+            with self._judging_health_of_connection():
+                super().close_if_unusable_or_obsolete()
+        elif self._lease.record is None or not _OWN_PATHS or close_at is None or time.monotonic() < close_at:
             super().close_if_unusable_or_obsolete()
         else:
             self.health_check_done = False
             self.close()
+
+    def close_if_health_check_failed(self) -> None:
+        if self.health_check_done or not self.health_check_enabled:
+            return  # nothing to judge: Django's method would return at once too
+        with self._judging_health_of_connection():
+            super().close_if_health_check_failed()
+
+    @contextmanager
+    def _judging_health_of_connection(self) -> Iterator[None]:
+        self._judging_health = True
+        try:
+            yield
+        finally:
+            self._judging_health = False
+
+    def _failed_health_check(self) -> bool:
+        """Whether Django is closing the connection because it failed a health check.
+
+        Django's two health checks close the connection when ``is_usable()`` says
+        no, before marking the check done; they close it for other reasons only
+        after marking it done (an obsolete connection), or before asking (autocommit
+        left off, after an error: discarding it then costs a reconnect, safely).
+        Whatever answered (the server, a subclass, a proxy in front of the server),
+        such a connection must never be handed out again.
+        """
+        return self._judging_health and not self.health_check_done
 
     def close(self) -> None:
         if asyncio._get_running_loop() is not None:
@@ -228,6 +279,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         if (
             lease.record is None
             or not _OWN_PATHS
+            or self._judging_health
             or self.in_atomic_block
             or self.closed_in_transaction
             or self._thread_ident != _thread.get_ident()  # type: ignore[attr-defined]
@@ -246,7 +298,9 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
 
     def _close(self) -> None:
         lease = self._lease
-        if lease.record is not None:
+        if lease.record is not None and self._failed_health_check():
+            self._discard(ConnectionResetError("the connection failed Django's health check"))
+        elif lease.record is not None:
             # Closed inside atomic(), or through _close() alone, Django keeps
             # self.connection and expects it closed (with the transaction rolled
             # back by the server): discard it, so the object Django keeps is dead
@@ -272,12 +326,6 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
             self.needs_rollback = True
         else:
             self.connection = None
-
-    def is_usable(self) -> bool:
-        usable: bool = super().is_usable()
-        if not usable and self._lease.record is not None:
-            self._discard(ConnectionResetError("the connection failed is_usable()"))
-        return usable
 
     @cached_property
     def wrap_database_errors(self) -> DatabaseErrorWrapper:
