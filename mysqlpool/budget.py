@@ -13,7 +13,6 @@ closed, and a close gives its room to the first in line.
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from mysqlpool.errors import ConnectionBudgetExceeded
+from mysqlpool.seconds import MAX_SECONDS_TEXT, is_seconds
 from mysqlpool.waiters import PERMIT, Waiter
 
 SETTING = "MYSQLPOOL_BUDGET"
@@ -50,12 +50,13 @@ def validated_limit(value: Any, source: str = SETTING) -> int | None:
 
 def validated_hold_warning(value: Any) -> float | None:
     """``value`` if it is None or a number of seconds > 0, else ImproperlyConfigured."""
-    if value is None or (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    ):
-        return value
+    if value is None:
+        return None
+    if is_seconds(value) and value > 0:
+        return float(value)
     raise ImproperlyConfigured(
-        f"{HOLD_WARNING_SETTING} is {value!r}; it must be None (no warning) or a number of seconds > 0."
+        f"{HOLD_WARNING_SETTING} is {value!r}; it must be None (no warning) or a number of "
+        f"seconds > 0 and {MAX_SECONDS_TEXT}."
     )
 
 

@@ -25,16 +25,16 @@ _DOCS = "See the 'System checks' section of mysqlpool's README."
 
 @register("mysqlpool")
 def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """E001-E004, W001-W002, W005: what the settings say, without a server."""
+    """E001-E004, W001-W002, W005-W006: what the settings say, without a server."""
     messages: list[CheckMessage] = []
     aliases = pooled_aliases()
-    for alias, settings_dict in aliases.items():
-        messages += _check_alias(alias, settings_dict)
     try:
         limit = budget.validated_limit(getattr(settings, budget.SETTING, None))
     except ImproperlyConfigured as error:
         messages.append(Error(str(error), hint="Set it to a positive int, or None.", id="mysqlpool.E003"))
         limit = None
+    for alias, settings_dict in aliases.items():
+        messages += _check_alias(alias, settings_dict, limit)
     try:
         budget.validated_hold_warning(getattr(settings, budget.HOLD_WARNING_SETTING, None))
     except ImproperlyConfigured as error:
@@ -53,7 +53,7 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
     return messages
 
 
-def _check_alias(alias: str, settings_dict: Any) -> list[CheckMessage]:
+def _check_alias(alias: str, settings_dict: Any, limit: int | None) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     try:
         check_conn_max_age(alias, settings_dict)
@@ -67,6 +67,8 @@ def _check_alias(alias: str, settings_dict: Any) -> list[CheckMessage]:
             messages.append(Error(str(error), hint=f"Fix the setting named. {_DOCS}", id="mysqlpool.E001"))
         else:
             messages += _check_reset(alias, config)
+            if limit is None:
+                messages += _check_bound(alias, config)
     messages += [
         Warning(str(warning.message), hint="Remove it from the settings.", id="mysqlpool.W001")
         for warning in caught
@@ -95,6 +97,24 @@ def _check_reset(alias: str, config: PoolConfig) -> list[CheckMessage]:
             f"connection {_UNSAFE_RESETS[reset_on_return]}.",
             hint=f"Remove reset_on_return (the default rolls back), or set it to 'session'. {_DOCS}",
             id="mysqlpool.W005",
+        )
+    ]
+
+
+def _check_bound(alias: str, config: PoolConfig) -> list[CheckMessage]:
+    # Only a QueuePool has a bound to lift. NullPool and SingletonThreadPool hold a
+    # connection per thread that uses one, as Django's own backend does: not warned.
+    if config.backend_name != "QueuePool":
+        return []
+    size, overflow = config.argument("pool_size"), config.argument("max_overflow")
+    if size != 0 and overflow != -1:
+        return []
+    return [
+        Warning(
+            f"The pool of alias {alias!r} has no limit (pool_size={size}, max_overflow={overflow}) "
+            "and MYSQLPOOL_BUDGET is not set: nothing bounds the connections this process opens.",
+            hint=f"Set pool_size and max_overflow to finite limits, or set MYSQLPOOL_BUDGET. {_DOCS}",
+            id="mysqlpool.W006",
         )
     ]
 

@@ -9,7 +9,6 @@ arguments plus an optional ``"backend"``. Nothing here mutates the user's dicts.
 from __future__ import annotations
 
 import inspect
-import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from sqlalchemy import pool as sqla_pool
 
 from mysqlpool.errors import ObsoleteSettingWarning
+from mysqlpool.seconds import MAX_SECONDS_TEXT, is_seconds
 
 BACKEND_SETTING = "MYSQLPOOL_BACKEND"
 ARGUMENTS_SETTING = "MYSQLPOOL_ARGUMENTS"
@@ -71,11 +71,6 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
-    """An int or a float, and finite: an infinite timeout fails at the first wait."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _is_bool(value: Any) -> bool:
     return value is True or value is False
 
@@ -84,10 +79,10 @@ _VALIDATORS: Mapping[str, tuple[Callable[[Any], bool], str]] = MappingProxyType(
     {
         "pool_size": (lambda v: _is_int(v) and v >= 0, "an int >= 0 (0: no limit)"),
         "max_overflow": (lambda v: _is_int(v) and v >= -1, "an int >= -1 (-1: no limit)"),
-        "timeout": (lambda v: _is_number(v) and v > 0, "a number of seconds > 0"),
+        "timeout": (lambda v: is_seconds(v) and v > 0, f"a number of seconds > 0 and {MAX_SECONDS_TEXT}"),
         "recycle": (
-            lambda v: _is_number(v) and (v == -1 or v > 0),
-            "a number of seconds > 0, or -1 to never recycle",
+            lambda v: is_seconds(v) and (v == -1 or v > 0),
+            f"a number of seconds > 0 and {MAX_SECONDS_TEXT}, or -1 to never recycle",
         ),
         "pre_ping": (_is_bool, "True or False"),
         "use_lifo": (_is_bool, "True or False"),
@@ -206,6 +201,12 @@ def check_conn_max_age(alias: str, settings_dict: Mapping[str, Any]) -> None:
 
 def _alias_pool_options(alias: str, settings_dict: Mapping[str, Any]) -> Mapping[str, Any]:
     options = settings_dict.get("OPTIONS") or {}
+    if not isinstance(options, Mapping):
+        raise ImproperlyConfigured(
+            # Not shown: it may hold a password.
+            f"DATABASES[{alias!r}]['OPTIONS'] must be a dict of connection options, "
+            f"not a {type(options).__name__}."
+        )
     pool_options = options.get("pool", {})
     if not isinstance(pool_options, Mapping):
         raise ImproperlyConfigured(

@@ -26,6 +26,7 @@ import select
 import weakref
 from typing import Any, ClassVar
 
+from django.views.decorators.debug import sensitive_variables
 from MySQLdb import NotSupportedError, OperationalError, _mysql
 from MySQLdb.connections import Connection
 
@@ -98,6 +99,9 @@ class PooledConnection(Connection):
     # of the process (see disarm_all()).
     _inherited: ClassVar[set[PooledConnection]] = set()
 
+    # The connect arguments hold the password: hidden from Django's error reports,
+    # with the variables of MySQLdb's frames below (see registry.pool_for).
+    @sensitive_variables()
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._alive.add(self)

@@ -41,7 +41,7 @@ from mysqlpool.config import RESET_SESSION, PoolConfig
 from mysqlpool.connection import PooledConnection
 from mysqlpool.dialect import PoolDialect
 from mysqlpool.errors import PoolTimeout
-from mysqlpool.waiters import PERMIT, RECORD, Waiter
+from mysqlpool.waiters import PERMIT, RECORD, WITHDRAWN, Waiter
 
 logger = logging.getLogger("mysqlpool")
 
@@ -197,8 +197,14 @@ class AliasPool:
         if self._reserve_or_enlist(waiter):
             return
         started = time.monotonic()
-        served = waiter.wait(self._timeout) is not None or not waiter.withdraw()
-        self.budget.leave_line(waiter, time.monotonic() - started)
+        try:
+            served = waiter.wait(self._timeout) is not None or not waiter.withdraw()
+        except BaseException:  # see _abandon()
+            if not waiter.withdraw():
+                self.budget.released()
+            raise
+        finally:
+            self.budget.leave_line(waiter, time.monotonic() - started)
         if not served:
             raise self.budget.exceeded(self.alias, self._timeout)
 
@@ -328,7 +334,11 @@ class AliasPool:
 
     def _wait_in_line(self, waiter: Waiter) -> ConnectionPoolEntry:
         started = time.monotonic()
-        outcome = waiter.wait(self._timeout)
+        try:
+            outcome = waiter.wait(self._timeout)
+        except BaseException:
+            self._abandon(waiter, started)
+            raise
         if outcome is None:
             if waiter.withdraw():
                 raise self._gave_up(waiter, started)
@@ -350,6 +360,21 @@ class AliasPool:
             self.budget.leave_line(waiter, waited)
         else:
             self.stats.add(stats.WAIT_TIME, waited)
+
+    def _abandon(self, waiter: Waiter, started: float) -> None:
+        """Leave the line after a wait ended by an exception (KeyboardInterrupt, say).
+
+        Whatever the waiter was handed meanwhile goes back: a connection handed to
+        a thread that is gone would never be returned, and its room never freed.
+        """
+        outcome = WITHDRAWN if waiter.withdraw() else waiter.outcome
+        self._leave_line(waiter, started)
+        if outcome == PERMIT:
+            self.budget.released()
+        elif outcome == RECORD:
+            self._hand_over(waiter.record)
+        if waiter.holds_slot:
+            self._free_slot()
 
     def _gave_up(self, waiter: Waiter, started: float) -> Exception:
         self._leave_line(waiter, started)

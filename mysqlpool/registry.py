@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
+from django.views.decorators.debug import sensitive_variables
 
 from mysqlpool.budget import process_budget, start_afresh_in_child
 from mysqlpool.config import pool_config
@@ -20,6 +21,10 @@ _pools: dict[str, AliasPool] = {}
 _creation_lock = threading.Lock()
 
 
+# Its frames hold the password: Django's error reports (and the error trackers
+# that follow sensitive_variables) hide their variables, and those of the frames
+# it calls, from a traceback.
+@sensitive_variables()
 def pool_for(wrapper: DatabaseWrapper) -> AliasPool:
     """The pool of the wrapper's alias, created from its settings if needed."""
     pool = _pools.get(wrapper.alias)

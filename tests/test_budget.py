@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
+import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ from django.test import override_settings
 from mysqlpool import ConnectionBudgetExceeded, get_stats, set_budget
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from mysqlpool.budget import process_budget
+from mysqlpool.waiters import Waiter
 from tests.conftest import Server, connection_id, cycles_in_threads, request_cycle
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
@@ -218,7 +222,80 @@ def test_a_connection_held_too_long_is_warned_about_once(caplog: pytest.LogCaptu
     assert "in test_a_connection_held_too_long_is_warned_about_once" in warnings[0]
 
 
-@pytest.mark.parametrize("value", [0, -1, "3", True, float("inf"), float("nan")])
+@pytest.mark.parametrize("value", [0, -1, "3", True, float("inf"), float("nan"), 1e300])
 def test_a_hold_warning_must_be_a_positive_number(value: Any) -> None:
-    with pytest.raises(ImproperlyConfigured, match=f"MYSQLPOOL_HOLD_WARNING is {value!r}; it must be None"):
+    expected = f"MYSQLPOOL_HOLD_WARNING is {value!r}; it must be None"
+    with pytest.raises(ImproperlyConfigured, match=re.escape(expected)):
         process_budget().set_hold_warning(value)
+
+
+class Interrupted(Exception):
+    """What a signal handler raised in the main thread while it waited."""
+
+
+def interrupt_main_thread_once_waiting(signum: int = signal.SIGUSR1) -> threading.Thread:
+    """A thread that sends the main thread a real signal once it waits in a pool's or budget's line.
+
+    The signal's handler raises Interrupted, as SIGINT's raises KeyboardInterrupt.
+    """
+    main = threading.main_thread()
+
+    def waiting_in_line() -> bool:
+        frame = sys._current_frames().get(main.ident or 0)
+        while frame is not None:
+            if frame.f_code is Waiter.wait.__code__:
+                return True
+            frame = frame.f_back
+        return False
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 30
+        while not waiting_in_line():
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        signal.pthread_kill(main.ident or 0, signum)
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted
+
+    signal.signal(signum, handler)
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("waiting_for", ["the pool", "the budget"])
+def test_a_wait_ended_by_an_exception_gives_back_what_comes_later(
+    make_wrapper: Any, server: Server, waiting_for: str
+) -> None:
+    """A connection (or room) freed after the waiter is gone goes to the next user, not to it."""
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0})
+    waiter = holder if waiting_for == "the pool" else make_wrapper()
+    if waiting_for == "the budget":
+        set_budget(1)
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        other = type(holder)(holder.settings_dict, alias=holder.alias)
+        connection_id(other)
+        held.set()
+        release.wait()
+        other.close()
+
+    holding = threading.Thread(target=hold)
+    holding.start()
+    assert held.wait(30), "the holding thread got no connection"
+    try:
+        interrupter = interrupt_main_thread_once_waiting()
+        with pytest.raises(Interrupted):
+            connection_id(waiter)
+        interrupter.join()
+    finally:
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        release.set()
+        holding.join()
+    waiter.close()
+    connection_id(waiter)  # at once: a timeout here means the freed connection went to nobody
+    figures = get_stats()[waiter.alias]
+    assert (figures["open"], figures["checked_out"], figures["timeouts"]) == (1, 1, 0)

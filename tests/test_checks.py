@@ -45,6 +45,7 @@ def test_the_test_settings_pass_every_check() -> None:
     ("changes", "expected"),
     [
         ({"OPTIONS": {"pool": {"pool_sise": 3}}}, ["mysqlpool.E001"]),
+        ({"OPTIONS": ["pool"]}, ["mysqlpool.E001"]),
         ({"OPTIONS": {"pool": {"backend": "StaticPool"}}}, ["mysqlpool.E001"]),
         ({"OPTIONS": {"pool": {"timeout": -1}}}, ["mysqlpool.E001"]),
         ({"CONN_MAX_AGE": 600}, ["mysqlpool.E002"]),
@@ -59,6 +60,23 @@ def test_the_test_settings_pass_every_check() -> None:
 )
 def test_alias_settings(changes: dict[str, Any], expected: list[str]) -> None:
     with override_settings(DATABASES=databases_with(**changes)):
+        assert ids() == expected
+
+
+@pytest.mark.parametrize(
+    ("pool", "budget", "expected"),
+    [
+        ({"pool_size": 10**9, "max_overflow": -1}, None, ["mysqlpool.W006"]),
+        ({"pool_size": 0}, None, ["mysqlpool.W006"]),
+        ({"pool_size": 10**9, "max_overflow": -1}, 8, []),
+        ({"pool_size": 10, "max_overflow": 0}, None, []),
+        ({"backend": "NullPool"}, None, []),
+    ],
+)
+def test_a_pool_without_a_bound_needs_a_budget(
+    pool: dict[str, Any], budget: int | None, expected: list[str]
+) -> None:
+    with override_settings(DATABASES=databases_with(OPTIONS={"pool": pool}), MYSQLPOOL_BUDGET=budget):
         assert ids() == expected
 
 

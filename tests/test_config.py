@@ -95,8 +95,10 @@ def test_arguments_mysqlpool_sets_itself_are_refused(name: str) -> None:
         ("timeout", 0, "a number of seconds > 0"),
         ("timeout", "30", "a number of seconds > 0"),
         ("timeout", float("inf"), "a number of seconds > 0"),
-        ("recycle", float("nan"), "a number of seconds > 0, or -1"),
-        ("recycle", 0, "a number of seconds > 0, or -1"),
+        ("timeout", 1e300, "a number of seconds > 0 and at most 9223372036 (threading.TIMEOUT_MAX)"),
+        ("recycle", float("nan"), "a number of seconds > 0"),
+        ("recycle", 1e300, "a number of seconds > 0 and at most 9223372036 (threading.TIMEOUT_MAX), or -1"),
+        ("recycle", 0, "a number of seconds > 0"),
         ("pre_ping", 1, "True or False"),
         ("use_lifo", "yes", "True or False"),
         ("echo", "info", "True, False or 'debug'"),
@@ -126,6 +128,15 @@ def test_alias_pool_option_that_is_not_a_dict_is_refused() -> None:
         pool_config("default", settings_dict(pool=True))
     assert str(error.value) == (
         "DATABASES['default']['OPTIONS']['pool'] must be a dict of pool arguments, not bool True."
+    )
+
+
+def test_options_that_are_not_a_dict_are_refused_without_showing_them() -> None:
+    with pytest.raises(ImproperlyConfigured) as error:
+        pool_config("default", {"OPTIONS": [("passwd", "s3cret")]})
+    assert (
+        str(error.value)
+        == "DATABASES['default']['OPTIONS'] must be a dict of connection options, not a list."
     )
 
 

@@ -14,11 +14,15 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import OperationalError
+from django.views.debug import ExceptionReporter
 
 from tests import dbserver
-from tests.conftest import Server
+from tests.conftest import Server, connection_id
 from tests.processes import start_command
 from tests.test_daemon import wait_for
 
@@ -81,4 +85,23 @@ def test_a_whole_run_never_shows_the_password(database_server: dbserver.Server, 
     ):
         assert evidence in shown, evidence
     # ...never with the password.
+    assert PASSWORD not in shown
+
+
+@pytest.mark.usefixtures("secret_user")
+@pytest.mark.parametrize("failing", ["connect", "pool creation"])
+def test_error_reports_never_show_the_password_in_local_variables(make_wrapper: Any, failing: str) -> None:
+    """Django's error reports (admin mails, DEBUG=False) show each frame's variables, cleansed."""
+    if failing == "connect":
+        wrapper = make_wrapper(USER=USER, PASSWORD=f"{PASSWORD}-wrong")
+    else:
+        wrapper = make_wrapper(USER=USER, PASSWORD=PASSWORD, pool={"pool_sise": 1})
+    with pytest.raises((OperationalError, ImproperlyConfigured)) as error:
+        connection_id(wrapper)
+    reporter = ExceptionReporter(None, error.type, error.value, error.tb)
+    frames = reporter.get_traceback_frames()
+    shown = repr([(frame["function"], frame["vars"]) for frame in frames])
+    assert any(frame["function"] == "__init__" and "MySQLdb" in frame["filename"] for frame in frames) == (
+        failing == "connect"
+    )
     assert PASSWORD not in shown

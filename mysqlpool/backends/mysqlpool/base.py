@@ -25,6 +25,7 @@ from django.db.backends.mysql.base import DatabaseWrapper as MySQLDatabaseWrappe
 from django.db.backends.signals import connection_created
 from django.db.utils import DatabaseErrorWrapper
 from django.utils.functional import cached_property
+from django.views.decorators.debug import sensitive_variables
 
 from mysqlpool import registry
 from mysqlpool.backends.mysqlpool.creation import DatabaseCreation
@@ -128,6 +129,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         self.isolation_level = pool.isolation_level
         return pool.connect_params
 
+    @sensitive_variables()  # the password (see registry.pool_for)
     def connection_params_from_settings(self) -> dict[str, Any]:
         """Django's MySQL connection parameters, without the pool's options."""
         params: dict[str, Any] = super().get_connection_params()
