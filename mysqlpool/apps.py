@@ -6,6 +6,7 @@ The ENGINE works without it.
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core.checks import Tags, register
 
 
 class MysqlpoolConfig(AppConfig):
@@ -13,4 +14,8 @@ class MysqlpoolConfig(AppConfig):
     verbose_name = "MySQL connection pool"
 
     def ready(self) -> None:
-        from mysqlpool import checks  # noqa: F401 - registers the system checks
+        from mysqlpool import checks
+
+        register(checks.check_settings, "mysqlpool")
+        # Run by `check --database ALIAS` (and migrate): they ask the server.
+        register(checks.check_server, Tags.database)

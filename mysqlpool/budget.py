@@ -25,7 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from mysqlpool.errors import ConnectionBudgetExceeded
 from mysqlpool.seconds import MAX_SECONDS_TEXT, is_seconds
-from mysqlpool.waiters import PERMIT, Waiter
+from mysqlpool.waiters import PERMIT, LinedUpPool, Waiter
 
 SETTING = "MYSQLPOOL_BUDGET"
 HOLD_WARNING_SETTING = "MYSQLPOOL_HOLD_WARNING"
@@ -238,7 +238,7 @@ class Budget:
                 self.line.remove(waiter)
             self.wait_time += waited
 
-    def first_waiting_pool(self) -> Any:
+    def first_waiting_pool(self) -> LinedUpPool | None:
         """The pool of the first thread in line, or None if nobody waits."""
         with self._lock:
             while self.line and self.line[0].served:

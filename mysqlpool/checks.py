@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
@@ -20,10 +20,13 @@ from mysqlpool import budget
 from mysqlpool.config import PoolConfig, check_conn_max_age, pool_config, pooled_aliases
 from mysqlpool.errors import ObsoleteSettingWarning
 
-_DOCS = "See the 'System checks' section of mysqlpool's README."
+
+def _message(level: type[Error] | type[Warning], check_id: str, message: str, advice: str) -> CheckMessage:
+    """A check's message; its hint gives the advice and where the README explains the check."""
+    hint = f"{advice} See '{check_id}' under 'System checks' in mysqlpool's README."
+    return level(message, hint=hint, id=check_id)
 
 
-@register("mysqlpool")
 def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """E001-E004, W001-W002, W005-W006: what the settings say, without a server."""
     messages: list[CheckMessage] = []
@@ -31,7 +34,7 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
     try:
         limit = budget.validated_limit(getattr(settings, budget.SETTING, None))
     except ImproperlyConfigured as error:
-        messages.append(Error(str(error), hint="Set it to a positive int, or None.", id="mysqlpool.E003"))
+        messages.append(_message(Error, "mysqlpool.E003", str(error), "Set it to a positive int, or None."))
         limit = None
     for alias, settings_dict in aliases.items():
         messages += _check_alias(alias, settings_dict, limit)
@@ -39,15 +42,16 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
         budget.validated_hold_warning(getattr(settings, budget.HOLD_WARNING_SETTING, None))
     except ImproperlyConfigured as error:
         messages.append(
-            Error(str(error), hint="Set it to a number of seconds, or None.", id="mysqlpool.E004")
+            _message(Error, "mysqlpool.E004", str(error), "Set it to a number of seconds, or None.")
         )
     if limit is not None and limit < len(aliases):
         messages.append(
-            Warning(
+            _message(
+                Warning,
+                "mysqlpool.W002",
                 f"MYSQLPOOL_BUDGET is {limit}, fewer than the {len(aliases)} pooled aliases: "
                 "a unit of work that uses all of them at once can never get its connections.",
-                hint=f"Raise MYSQLPOOL_BUDGET to at least {len(aliases)}. {_DOCS}",
-                id="mysqlpool.W002",
+                f"Raise MYSQLPOOL_BUDGET to at least {len(aliases)}.",
             )
         )
     return messages
@@ -58,19 +62,19 @@ def _check_alias(alias: str, settings_dict: Any, limit: int | None) -> list[Chec
     try:
         check_conn_max_age(alias, settings_dict)
     except ImproperlyConfigured as error:
-        messages.append(Error(str(error), hint=f"Set CONN_MAX_AGE to 0. {_DOCS}", id="mysqlpool.E002"))
+        messages.append(_message(Error, "mysqlpool.E002", str(error), "Set CONN_MAX_AGE to 0."))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ObsoleteSettingWarning)
         try:
             config = pool_config(alias, {**settings_dict, "CONN_MAX_AGE": 0})
         except ImproperlyConfigured as error:
-            messages.append(Error(str(error), hint=f"Fix the setting named. {_DOCS}", id="mysqlpool.E001"))
+            messages.append(_message(Error, "mysqlpool.E001", str(error), "Fix the setting named."))
         else:
             messages += _check_reset(alias, config)
             if limit is None:
                 messages += _check_bound(alias, config)
     messages += [
-        Warning(str(warning.message), hint="Remove it from the settings.", id="mysqlpool.W001")
+        _message(Warning, "mysqlpool.W001", str(warning.message), "Remove it from the settings.")
         for warning in caught
         if issubclass(warning.category, ObsoleteSettingWarning)
     ]
@@ -92,11 +96,12 @@ def _check_reset(alias: str, config: PoolConfig) -> list[CheckMessage]:
     if reset_on_return not in _UNSAFE_RESETS or config.closes_returned_connections:
         return []
     return [
-        Warning(
+        _message(
+            Warning,
+            "mysqlpool.W005",
             f"The pool of alias {alias!r} has reset_on_return={reset_on_return!r}: a returned "
             f"connection {_UNSAFE_RESETS[reset_on_return]}.",
-            hint=f"Remove reset_on_return (the default rolls back), or set it to 'session'. {_DOCS}",
-            id="mysqlpool.W005",
+            "Remove reset_on_return (the default rolls back), or set it to 'session'.",
         )
     ]
 
@@ -110,16 +115,16 @@ def _check_bound(alias: str, config: PoolConfig) -> list[CheckMessage]:
     if size != 0 and overflow != -1:
         return []
     return [
-        Warning(
+        _message(
+            Warning,
+            "mysqlpool.W006",
             f"The pool of alias {alias!r} has no limit (pool_size={size}, max_overflow={overflow}) "
             "and MYSQLPOOL_BUDGET is not set: nothing bounds the connections this process opens.",
-            hint=f"Set pool_size and max_overflow to finite limits, or set MYSQLPOOL_BUDGET. {_DOCS}",
-            id="mysqlpool.W006",
+            "Set pool_size and max_overflow to finite limits, or set MYSQLPOOL_BUDGET.",
         )
     ]
 
 
-@register(Tags.database)
 def check_server(databases: Iterable[str] | None = None, **kwargs: Any) -> list[CheckMessage]:
     """W003-W004: the budget and the pool against the server (``check --database``)."""
     messages: list[CheckMessage] = []
@@ -151,21 +156,23 @@ def _check_against_server(alias: str) -> list[CheckMessage]:
     free = max_connections - connected
     if isinstance(limit, int) and limit > free:
         messages.append(
-            Warning(
+            _message(
+                Warning,
+                "mysqlpool.W003",
                 f"MYSQLPOOL_BUDGET is {limit}, but the server behind alias {alias!r} has "
                 f"{free} of its max_connections={max_connections} free ({connected} in use).",
-                hint=f"Lower the budget, or raise the server's max_connections. {_DOCS}",
-                id="mysqlpool.W003",
+                "Lower the budget, or raise the server's max_connections.",
             )
         )
     recycle = pool_config(alias, connections[alias].settings_dict).argument("recycle")
     if recycle == -1 or recycle >= wait_timeout:
         messages.append(
-            Warning(
+            _message(
+                Warning,
+                "mysqlpool.W004",
                 f"The pool of alias {alias!r} recycles connections after {recycle}s, but the "
                 f"server closes idle ones after wait_timeout={wait_timeout}s.",
-                hint=f"Set the pool's 'recycle' below {wait_timeout}. {_DOCS}",
-                id="mysqlpool.W004",
+                f"Set the pool's 'recycle' below {wait_timeout}.",
             )
         )
     return messages

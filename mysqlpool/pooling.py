@@ -3,8 +3,8 @@
 SQLAlchemy's pool makes and keeps the connections: its connection records open,
 recycle, ping and invalidate them, its QueuePool holds the idle ones and counts
 the room left (overflow), and every other pool class works as SQLAlchemy made it.
-mysqlpool borrows the records directly (``_do_get()`` / ``_return_conn()``, the
-template methods every pool class implements) instead of through the
+mysqlpool borrows the records directly (through the template methods every pool
+class implements, mysqlpool.sqlalchemy_internals) instead of through the
 per-checkout proxy SQLAlchemy hands to ORM sessions: Django's DatabaseWrapper
 already is that proxy, and the second one cost more than the rest of a reused
 checkout (measured: 7.3 us against 2.6 us per checkout and return). What the proxy
@@ -35,6 +35,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sqla_exc
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
+from mysqlpool import sqlalchemy_internals as sqla
 from mysqlpool import stats
 from mysqlpool.budget import Budget
 from mysqlpool.config import RESET_SESSION, PoolConfig
@@ -44,11 +45,6 @@ from mysqlpool.errors import PoolTimeout
 from mysqlpool.waiters import PERMIT, RECORD, WITHDRAWN, Waiter
 
 logger = logging.getLogger("mysqlpool")
-
-# The SQLAlchemy releases whose pool internals this module was checked against
-# (tests/test_sqlalchemy_internals.py says which, and how). pyproject.toml bounds
-# SQLAlchemy below the next release until it is checked too.
-FOLLOWED_SQLALCHEMY_RELEASES = ((2, 0), (2, 1))
 
 # Set in a connection's record info once Django has initialized its session (to the
 # session settings it was initialized with, or to none once a check-in reset the
@@ -137,6 +133,9 @@ class AliasPool:
         self.orphaned = False
         self.target = {k: connect_params[k] for k in _SHOWN_PARAMS if k in connect_params}
         self._pre_ping = config.argument("pre_ping")
+        # SQLAlchemy's per-checkout proxy, which mysqlpool does without, logs each
+        # checkout and check-in with echo="debug": mysqlpool does, in its log.
+        self._log_checkouts = config.argument("echo") == "debug"
         self._reset = (
             _no_reset
             if config.closes_returned_connections
@@ -150,7 +149,9 @@ class AliasPool:
         # the room left; the line, the threads waiting. Other pool classes lend
         # theirs through SQLAlchemy.
         self.lines_up = isinstance(self._pool, QueuePool)
-        self._idle: deque[ConnectionPoolEntry] = self._pool._pool.queue if self.lines_up else deque()  # type: ignore[attr-defined]
+        self._idle: deque[ConnectionPoolEntry] = (
+            sqla.idle_records(self._pool) if isinstance(self._pool, QueuePool) else deque()
+        )
         # Takes the next idle record (IndexError if none), in the order use_lifo asks.
         self._take_idle: Callable[[], ConnectionPoolEntry] = (
             self._idle.pop if config.argument("use_lifo") else self._idle.popleft
@@ -263,11 +264,11 @@ class AliasPool:
                     record = self._record_in_turn()
             try:
                 # The record, not its public protocol, knows how to (re)connect.
-                connection: PooledConnection = record.get_connection()  # type: ignore[attr-defined]
+                connection: PooledConnection = sqla.connection_of(record)
                 session = record.info.get(INITIALIZED)
                 dead = session is not None and (
                     connection.server_hung_up()
-                    or (self._pre_ping and not self.dialect._do_ping_w_event(connection))  # type: ignore[arg-type]
+                    or (self._pre_ping and not sqla.ping(self.dialect, connection))
                 )
             except BaseException as error:
                 self._return(record, error)
@@ -276,6 +277,8 @@ class AliasPool:
                 lease.pool, lease.record, lease.connection, lease.session = self, record, connection, session
                 if self.budget.tracking:
                     self.budget.hold(id(lease), self.alias)
+                if self._log_checkouts:
+                    self._pool.logger.debug("Connection %r checked out from pool", connection)
                 return connection
             # An idle connection the server hung up on is replaced here, so the user
             # never sees the error. Each pass discards one dead connection, so the
@@ -284,7 +287,7 @@ class AliasPool:
 
     def _record_from_sqlalchemy(self) -> ConnectionPoolEntry:
         try:
-            return self._pool._do_get()
+            return sqla.record_from(self._pool)
         except sqla_exc.TimeoutError:
             self.stats.add(stats.TIMEOUTS)
             # Raised outside the except block: the SQLAlchemy error adds nothing.
@@ -295,7 +298,7 @@ class AliasPool:
         with self._lock:
             if self._idle and not self._line:
                 return self._take_idle()
-            if self._pool._inc_overflow():  # type: ignore[attr-defined]
+            if sqla.take_room(self._pool):
                 waiter = None
             else:
                 waiter = Waiter(self)
@@ -322,7 +325,7 @@ class AliasPool:
         """Open a connection in room taken in the pool and in the budget."""
         self._reserved.held = True
         try:
-            return self._pool._create_connection()
+            return sqla.open_record(self._pool)
         except BaseException:
             if self._reserved.held:  # the creator never ran
                 self._reserved.held = False
@@ -348,8 +351,7 @@ class AliasPool:
             return self._new_record()
         if waiter.holds_slot:  # the record handed over brings its own room
             self._free_slot()
-        record: ConnectionPoolEntry = waiter.record
-        return record
+        return waiter.handed_record()
 
     def _leave_line(self, waiter: Waiter, started: float) -> None:
         waited = time.monotonic() - started
@@ -372,7 +374,7 @@ class AliasPool:
         if outcome == PERMIT:
             self.budget.released()
         elif outcome == RECORD:
-            self._hand_over(waiter.record)
+            self._hand_over(waiter.handed_record())
         if waiter.holds_slot:
             self._free_slot()
 
@@ -407,6 +409,8 @@ class AliasPool:
             self._return(record, None)
             return
         connection: PooledConnection = checkout.connection  # type: ignore[assignment]  # set with the record
+        if self._log_checkouts:
+            self._pool.logger.debug("Connection %r being returned to pool", connection)
         try:
             if self._reset is _rollback_if_in_transaction:  # the default, inlined
                 if connection.in_transaction():
@@ -419,7 +423,7 @@ class AliasPool:
             self._return(record, error)
             return
         if not self.lines_up:
-            self._pool._return_conn(record)
+            sqla.return_record(self._pool, record)
         elif self._line or self.budget.line or (self._max_idle and len(self._idle) >= self._max_idle):
             self._hand_over(record)
         else:
@@ -473,7 +477,7 @@ class AliasPool:
             try:
                 record.invalidate(error)
             finally:
-                self._pool._return_conn(record)
+                sqla.return_record(self._pool, record)
             return
         try:
             record.invalidate(error)
@@ -493,11 +497,11 @@ class AliasPool:
         That thread keeps its place in line, and now waits for a returned
         connection or for room in the budget, whichever comes first.
         """
-        self._pool._dec_overflow()  # type: ignore[attr-defined]
+        sqla.free_room(self._pool)
         with self._lock:
             for waiter in self._line:
                 if not waiter.holds_slot and not waiter.served:
-                    if self._pool._inc_overflow():  # type: ignore[attr-defined]
+                    if sqla.take_room(self._pool):
                         waiter.holds_slot = True
                         if self.budget.reserve_or_enlist(waiter) and not waiter.serve(PERMIT):
                             self.budget.released()  # it gave up meanwhile, and frees the room

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
@@ -13,8 +13,16 @@ from mysqlpool.budget import process_budget, start_afresh_in_child
 from mysqlpool.config import pool_config
 from mysqlpool.pooling import AliasPool
 
-if TYPE_CHECKING:
-    from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+
+class PooledWrapper(Protocol):
+    """What the registry needs of a DatabaseWrapper to build its alias's pool."""
+
+    alias: str
+    settings_dict: dict[str, Any]
+    isolation_level: str | None
+
+    def connection_params_from_settings(self) -> dict[str, Any]: ...
+
 
 _pools: dict[str, AliasPool] = {}
 # Creation is rare; the lock makes racing threads agree on one pool per alias.
@@ -25,7 +33,7 @@ _creation_lock = threading.Lock()
 # that follow sensitive_variables) hide their variables, and those of the frames
 # it calls, from a traceback.
 @sensitive_variables()
-def pool_for(wrapper: DatabaseWrapper) -> AliasPool:
+def pool_for(wrapper: PooledWrapper) -> AliasPool:
     """The pool of the wrapper's alias, created from its settings if needed."""
     pool = _pools.get(wrapper.alias)
     if pool is None:

@@ -24,11 +24,22 @@ Whoever serves and the waiter itself (giving up at its timeout) race through
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Protocol
+
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from mysqlpool.stats import PoolStats
 
 RECORD = "record"
 PERMIT = "permit"
 WITHDRAWN = "withdrawn"
+
+
+class LinedUpPool(Protocol):
+    """What the lines need to know of the pool a waiter waits for (mysqlpool.pooling.AliasPool)."""
+
+    alias: str
+    stats: PoolStats
 
 
 class Waiter:
@@ -36,13 +47,13 @@ class Waiter:
 
     __slots__ = ("_event", "_lock", "holds_slot", "outcome", "pool", "record")
 
-    def __init__(self, pool: Any, *, holds_slot: bool = False) -> None:
+    def __init__(self, pool: LinedUpPool, *, holds_slot: bool = False) -> None:
         self.pool = pool
         # Whether the thread holds room in its pool and waits for the budget; set
         # under its pool's lock.
         self.holds_slot = holds_slot
         self.outcome: str | None = None
-        self.record: Any = None
+        self.record: ConnectionPoolEntry | None = None
         self._lock = threading.Lock()
         self._event = threading.Event()
 
@@ -50,7 +61,7 @@ class Waiter:
     def served(self) -> bool:
         return self.outcome is not None
 
-    def serve(self, outcome: str, record: Any = None) -> bool:
+    def serve(self, outcome: str, record: ConnectionPoolEntry | None = None) -> bool:
         """Give the waiter ``outcome``; False if it was served or gave up already."""
         with self._lock:
             if self.outcome is not None:
@@ -58,6 +69,12 @@ class Waiter:
             self.outcome, self.record = outcome, record
         self._event.set()
         return True
+
+    def handed_record(self) -> ConnectionPoolEntry:
+        """The record the waiter was served with (its outcome is RECORD)."""
+        if self.record is None:
+            raise RuntimeError(f"a waiter served with {self.outcome!r} has no record")
+        return self.record
 
     def withdraw(self) -> bool:
         """Give up waiting; False if the waiter was served meanwhile (it must take that)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from django.test import override_settings
 from mysqlpool import get_stats
 from tests import dbserver
 from tests.conftest import Server
-from tests.processes import start_command
+from tests.processes import ROOT, start_command
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"]),
@@ -159,3 +160,12 @@ def test_a_fresh_status_command_shows_no_use_of_its_own(database_server: dbserve
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert json.loads(stdout)["aliases"]["default"]["live"] is None
+
+
+def test_every_check_the_hints_point_to_is_explained_in_the_readme() -> None:
+    source = (ROOT / "mysqlpool" / "checks.py").read_text()
+    readme = (ROOT / "README.rst").read_text()
+    section = readme[readme.index("\nSystem checks\n") : readme.index("\nConnection budgets\n")]
+    check_ids = set(re.findall(r'"(mysqlpool\.[EW]\d{3})"', source))
+    assert len(check_ids) == 10
+    assert {check_id for check_id in check_ids if f"``{check_id}``" not in section} == set()

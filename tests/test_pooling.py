@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -359,3 +360,18 @@ def test_connect_and_close_refuse_to_run_in_an_event_loop(make_wrapper: Any) -> 
         with pytest.raises(SynchronousOnlyOperation):
             asyncio.run(call(method))
     assert wrapper.connection is None  # nothing was checked out
+
+
+@pytest.mark.parametrize(("echo", "logged"), [("debug", True), (True, False)])
+def test_echo_debug_logs_each_checkout_and_checkin(
+    make_wrapper: Any, caplog: pytest.LogCaptureFixture, echo: Any, logged: bool
+) -> None:
+    """As SQLAlchemy's own checkouts do with echo="debug" (mysqlpool does without its proxy)."""
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.pool")
+    wrapper = make_wrapper(pool={"echo": echo})
+    for _ in range(2):
+        request_cycle(wrapper)
+    messages = [record.getMessage() for record in caplog.records if record.name.startswith("sqlalchemy.pool")]
+    checked_out = [m for m in messages if "checked out from pool" in m]
+    returned = [m for m in messages if "being returned to pool" in m]
+    assert (len(checked_out), len(returned)) == ((2, 2) if logged else (0, 0))

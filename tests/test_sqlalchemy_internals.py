@@ -1,9 +1,8 @@
-"""The SQLAlchemy pool internals mysqlpool relies on, each as mysqlpool uses it.
+"""mysqlpool.sqlalchemy_internals: each private part of SQLAlchemy's pool, as mysqlpool uses it.
 
-mysqlpool lends a QueuePool's records itself (mysqlpool/pooling.py). When a new
-SQLAlchemy release comes, these tests tell in one place whether what mysqlpool
-assumes still holds: run them on it, read the release's pool/impl.py and
-pool/base.py for the names below, then add the release to
+When a new SQLAlchemy release comes, these tests tell in one place whether what
+mysqlpool assumes still holds: run them on it, read the release's pool/impl.py
+and pool/base.py for the names the module uses, then add the release to
 FOLLOWED_SQLALCHEMY_RELEASES and raise the bound in pyproject.toml.
 """
 
@@ -18,8 +17,8 @@ import pytest
 import sqlalchemy
 from sqlalchemy.pool import QueuePool
 
+from mysqlpool import sqlalchemy_internals as sqla
 from mysqlpool.dialect import PoolDialect
-from mysqlpool.pooling import FOLLOWED_SQLALCHEMY_RELEASES
 from tests import dbserver
 
 
@@ -42,37 +41,43 @@ def pool(database_server: dbserver.Server) -> Iterator[QueuePool]:
 
 def test_the_installed_release_was_checked() -> None:
     release = tuple(int(part) for part in sqlalchemy.__version__.split(".")[:2])
-    assert release in FOLLOWED_SQLALCHEMY_RELEASES, (
-        f"SQLAlchemy {sqlalchemy.__version__} was not checked: if the other tests of this "
-        "module pass, add it to FOLLOWED_SQLALCHEMY_RELEASES and raise the bound in pyproject.toml."
+    assert release in sqla.FOLLOWED_SQLALCHEMY_RELEASES, (
+        f"SQLAlchemy {sqlalchemy.__version__} was not checked: if the other tests of this module "
+        "pass, add it to FOLLOWED_SQLALCHEMY_RELEASES (mysqlpool/sqlalchemy_internals.py) and "
+        "raise the bound in pyproject.toml."
     )
 
 
-def test_a_new_record_is_made_and_returned_into_the_idle_deque(pool: QueuePool) -> None:
-    """_create_connection(), get_connection(), _return_conn() and _pool.queue."""
-    record = pool._create_connection()
-    connection = record.get_connection()  # type: ignore[attr-defined]
+def test_a_new_record_is_returned_into_the_idle_deque_and_taken_from_it(pool: QueuePool) -> None:
+    record = sqla.open_record(pool)
+    connection = sqla.connection_of(record)
     assert isinstance(connection, MySQLdb.connections.Connection)
-    idle = pool._pool.queue  # type: ignore[attr-defined]
+    idle = sqla.idle_records(pool)
     assert isinstance(idle, deque) and len(idle) == 0
-    pool._return_conn(record)
+    sqla.return_record(pool, record)
     assert list(idle) == [record]
-    assert pool._do_get() is record  # _do_get() takes an idle record from that deque
+    assert sqla.record_from(pool) is record  # the pool class takes its idle records from that deque
     assert len(idle) == 0
+    assert sqla.connection_of(record) is connection  # the same connection while it lives
 
 
-def test_the_overflow_counter_counts_the_room_taken(pool: QueuePool) -> None:
-    """_inc_overflow() takes room (pool_size + max_overflow in all), _dec_overflow() frees it."""
+def test_the_room_counter_counts_pool_size_plus_max_overflow(pool: QueuePool) -> None:
     assert pool.overflow() == -1  # pool_size 1, nothing open
-    assert pool._inc_overflow() and pool._inc_overflow()  # type: ignore[attr-defined]
-    assert not pool._inc_overflow()  # type: ignore[attr-defined]
-    pool._dec_overflow()  # type: ignore[attr-defined]
+    assert sqla.take_room(pool) and sqla.take_room(pool)
+    assert not sqla.take_room(pool)
+    sqla.free_room(pool)
     assert pool.overflow() == 0
-    assert pool._inc_overflow()  # type: ignore[attr-defined]
+    assert sqla.take_room(pool)
+
+
+def test_an_invalidated_record_reconnects_when_its_connection_is_asked_for(pool: QueuePool) -> None:
+    record = sqla.open_record(pool)
+    first = sqla.connection_of(record)
+    record.invalidate()
+    assert sqla.connection_of(record) is not first
 
 
 def test_the_dialect_pings_through_its_event_hook(pool: QueuePool) -> None:
-    """pre_ping: the dialect's _do_ping_w_event() answers True for a live connection."""
-    record = pool._create_connection()
-    assert pool._dialect._do_ping_w_event(record.get_connection()) is True  # type: ignore[attr-defined]
-    pool._return_conn(record)
+    record = sqla.open_record(pool)
+    assert sqla.ping(pool._dialect, sqla.connection_of(record)) is True  # type: ignore[arg-type]
+    sqla.return_record(pool, record)
