@@ -19,6 +19,7 @@ from django.db import connections
 from mysqlpool import budget
 from mysqlpool.config import PoolConfig, check_conn_max_age, pool_config, pooled_aliases
 from mysqlpool.errors import ObsoleteSettingWarning
+from mysqlpool.resets import ResetStyle
 
 
 def _message(level: type[Error] | type[Warning], check_id: str, message: str, advice: str) -> CheckMessage:
@@ -81,26 +82,24 @@ def _check_alias(alias: str, settings_dict: Any, limit: int | None) -> list[Chec
     return messages
 
 
-# What a returned connection does with each reset_on_return that lets a unit of
+# What a returned connection does with each reset style that lets a unit of
 # work's transaction outlive it.
-_HANDS_OVER = "keeps an open transaction and its row locks for whoever checks it out next"
 _UNSAFE_RESETS = {
-    None: _HANDS_OVER,
-    False: _HANDS_OVER,
-    "commit": "commits whatever a unit of work that failed left half done",
+    ResetStyle.NONE: "keeps an open transaction and its row locks for whoever checks it out next",
+    ResetStyle.COMMIT: "commits whatever a unit of work that failed left half done",
 }
 
 
 def _check_reset(alias: str, config: PoolConfig) -> list[CheckMessage]:
-    reset_on_return = config.argument("reset_on_return")
-    if reset_on_return not in _UNSAFE_RESETS or config.closes_returned_connections:
+    style = config.reset_style
+    if style not in _UNSAFE_RESETS or config.closes_returned_connections:
         return []
     return [
         _message(
             Warning,
             "mysqlpool.W005",
-            f"The pool of alias {alias!r} has reset_on_return={reset_on_return!r}: a returned "
-            f"connection {_UNSAFE_RESETS[reset_on_return]}.",
+            f"The pool of alias {alias!r} has reset_on_return={config.argument('reset_on_return')!r}: "
+            f"a returned connection {_UNSAFE_RESETS[style]}.",
             "Remove reset_on_return (the default rolls back), or set it to 'session'.",
         )
     ]

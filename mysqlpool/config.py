@@ -20,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from sqlalchemy import pool as sqla_pool
 
 from mysqlpool.errors import ObsoleteSettingWarning
+from mysqlpool.resets import ResetStyle
 from mysqlpool.seconds import MAX_SECONDS_TEXT, is_seconds
 
 BACKEND_SETTING = "MYSQLPOOL_BACKEND"
@@ -58,11 +59,6 @@ OBSOLETE_ARGUMENTS: Mapping[str, str] = MappingProxyType(
     }
 )
 
-# mysqlpool's own value of reset_on_return: reset the whole session at check-in
-# (COM_RESET_CONNECTION), not only its transaction. SQLAlchemy's pool, which never
-# resets mysqlpool's connections itself, is given 'rollback' instead.
-RESET_SESSION = "session"
-
 # Set by mysqlpool itself, never by the user.
 _RESERVED_ARGUMENTS = frozenset({"creator", "dialect", "events", "_dispatch"})
 
@@ -89,7 +85,7 @@ _VALIDATORS: Mapping[str, tuple[Callable[[Any], bool], str]] = MappingProxyType(
         "echo": (lambda v: _is_bool(v) or v == "debug", "True, False or 'debug'"),
         "logging_name": (lambda v: isinstance(v, str) and bool(v), "a non-empty str"),
         "reset_on_return": (
-            lambda v: v is None or _is_bool(v) or v in ("rollback", "commit", RESET_SESSION),
+            lambda v: v is None or _is_bool(v) or v in ("rollback", "commit", ResetStyle.SESSION.value),
             "'rollback', 'commit', 'session', True, False or None",
         ),
     }
@@ -118,10 +114,17 @@ class PoolConfig:
         return self.backend is sqla_pool.NullPool
 
     @property
+    def reset_style(self) -> ResetStyle:
+        """What ``reset_on_return`` asks a check-in to do."""
+        return ResetStyle.of_setting(self.argument("reset_on_return"))
+
+    @property
     def sqlalchemy_arguments(self) -> dict[str, Any]:
         """The arguments as the SQLAlchemy pool class takes them."""
         arguments = dict(self.arguments)
-        if arguments.get("reset_on_return") == RESET_SESSION:
+        # mysqlpool's own style; SQLAlchemy's pool, which never resets mysqlpool's
+        # connections itself, is given one it knows.
+        if self.reset_style is ResetStyle.SESSION:
             arguments["reset_on_return"] = "rollback"
         return arguments
 

@@ -35,10 +35,10 @@ from sqlalchemy import event
 from sqlalchemy import exc as sqla_exc
 from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
+from mysqlpool import resets, stats
 from mysqlpool import sqlalchemy_internals as sqla
-from mysqlpool import stats
 from mysqlpool.budget import Budget
-from mysqlpool.config import RESET_SESSION, PoolConfig
+from mysqlpool.config import PoolConfig
 from mysqlpool.connection import PooledConnection
 from mysqlpool.dialect import PoolDialect
 from mysqlpool.errors import PoolTimeout
@@ -136,11 +136,11 @@ class AliasPool:
         # SQLAlchemy's per-checkout proxy, which mysqlpool does without, logs each
         # checkout and check-in with echo="debug": mysqlpool does, in its log.
         self._log_checkouts = config.argument("echo") == "debug"
+        # A pool class that closes what is returned leaves the server nothing to reset.
         self._reset = (
-            _no_reset
-            if config.closes_returned_connections
-            else _reset_action(config.argument("reset_on_return"))
+            resets.no_reset if config.closes_returned_connections else resets.RESETS[config.reset_style]
         )
+        self._rolls_back = self._reset is resets.rollback_if_in_transaction
         self._pool = config.backend(
             creator=self._connect, dialect=self.dialect, **config.sqlalchemy_arguments
         )
@@ -412,7 +412,7 @@ class AliasPool:
         if self._log_checkouts:
             self._pool.logger.debug("Connection %r being returned to pool", connection)
         try:
-            if self._reset is _rollback_if_in_transaction:  # the default, inlined
+            if self._rolls_back:  # the default, inlined
                 if connection.in_transaction():
                     connection.rollback()  # type: ignore[no-untyped-call]
             elif not self._reset(connection):
@@ -556,40 +556,3 @@ class AliasPool:
 # What a check-in that reset the whole session leaves as the session settings: none
 # that Django set, on a connection that has been used (so checked for a hang-up).
 _SESSION_RESET: tuple[()] = ()
-
-# The resets of check-in, by reset_on_return. Each returns whether the session
-# settings made at checkout survive it.
-
-
-def _rollback_if_in_transaction(connection: PooledConnection) -> bool:
-    # The server's transaction flag makes the common case free: no ROLLBACK is
-    # sent when no transaction is open.
-    if connection.in_transaction():
-        connection.rollback()  # type: ignore[no-untyped-call]
-    return True
-
-
-def _commit_if_in_transaction(connection: PooledConnection) -> bool:
-    if connection.in_transaction():
-        connection.commit()  # type: ignore[no-untyped-call]
-    return True
-
-
-def _no_reset(connection: PooledConnection) -> bool:
-    return True
-
-
-def _reset_session(connection: PooledConnection) -> bool:
-    connection.reset_session()
-    return False
-
-
-def _reset_action(reset_on_return: Any) -> Callable[[PooledConnection], bool]:
-    """What the ``reset_on_return`` setting asks to do at check-in."""
-    if reset_on_return in ("rollback", True):
-        return _rollback_if_in_transaction
-    if reset_on_return == "commit":
-        return _commit_if_in_transaction
-    if reset_on_return == RESET_SESSION:
-        return _reset_session
-    return _no_reset

@@ -12,6 +12,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 
 from mysqlpool import ObsoleteSettingWarning
 from mysqlpool.config import pool_config
+from mysqlpool.resets import ResetStyle
 from tests.conftest import connection_id, request_cycle
 
 
@@ -163,3 +164,25 @@ def test_django_mysqlpool_configuration_works_unchanged(make_wrapper: Any, serve
             first = connection_id(wrapper)
         wrapper.close()
         assert request_cycle(wrapper, "SELECT CONNECTION_ID()") == ((first,),)
+
+
+@pytest.mark.parametrize(
+    ("reset_on_return", "style"),
+    [
+        ("rollback", ResetStyle.ROLLBACK),
+        (True, ResetStyle.ROLLBACK),
+        ("commit", ResetStyle.COMMIT),
+        ("session", ResetStyle.SESSION),
+        (None, ResetStyle.NONE),
+        (False, ResetStyle.NONE),
+    ],
+)
+def test_reset_on_return_is_parsed_once_into_a_style(reset_on_return: Any, style: ResetStyle) -> None:
+    config = pool_config("default", settings_dict(pool={"reset_on_return": reset_on_return}))
+    assert config.reset_style is style
+    # SQLAlchemy's pool is only ever given values it knows.
+    assert config.sqlalchemy_arguments["reset_on_return"] in ("rollback", True, "commit", None, False)
+
+
+def test_the_default_reset_rolls_back() -> None:
+    assert pool_config("default", settings_dict()).reset_style is ResetStyle.ROLLBACK
