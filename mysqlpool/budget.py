@@ -13,17 +13,14 @@ closed, and a close gives its room to the first in line.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
-import time
 from collections import deque
-from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from mysqlpool.errors import ConnectionBudgetExceeded
+from mysqlpool.holders import Holders
 from mysqlpool.seconds import MAX_SECONDS_TEXT, is_seconds
 from mysqlpool.waiters import PERMIT, LinedUpPool, Waiter
 
@@ -31,14 +28,6 @@ SETTING = "MYSQLPOOL_BUDGET"
 HOLD_WARNING_SETTING = "MYSQLPOOL_HOLD_WARNING"
 
 logger = logging.getLogger("mysqlpool")
-
-# Frames in these directories are the machinery between the user's code and the
-# checkout; the checkout site reported is the first frame outside them.
-_MACHINERY = tuple(
-    str(Path(module.__file__).resolve().parent)
-    for module in (sys.modules["django"], sys.modules["mysqlpool"])
-    if module.__file__
-)
 
 
 def validated_limit(value: Any, source: str = SETTING) -> int | None:
@@ -60,61 +49,6 @@ def validated_hold_warning(value: Any) -> float | None:
     )
 
 
-# Whether a source file is machinery, by its name as code objects give it: asked
-# for every frame between the user's code and a checkout, on every checkout.
-_machinery_files: dict[str, bool] = {}
-
-
-def checkout_site() -> tuple[str, int, str] | None:
-    """Where the user's code asked for the connection: file, line and function.
-
-    Formatted only when shown: this runs on every checkout under a budget.
-    """
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        code = frame.f_code
-        filename = code.co_filename
-        machinery = _machinery_files.get(filename)
-        if machinery is None:
-            machinery = filename.startswith(_MACHINERY) or filename.startswith("<")
-            _machinery_files[filename] = machinery
-        if not machinery:
-            return (filename, frame.f_lineno, code.co_name)
-        frame = frame.f_back
-    return None
-
-
-class Holder:
-    """Who holds a checked-out connection, since when, and from where."""
-
-    __slots__ = ("alias", "since", "site", "thread", "warned")
-
-    def __init__(self, alias: str) -> None:
-        self.alias = alias
-        # The thread's name is looked up when shown: that is rare, a checkout is not.
-        self.thread = threading.get_ident()
-        self.since = time.monotonic()
-        self.site = checkout_site()
-        self.warned = False
-
-    def describe(self, now: float) -> str:
-        if self.site is None:
-            site = "unknown"
-        else:
-            filename, line, function = self.site
-            site = f"{filename}:{line} in {function}"
-        return (
-            f"{self._thread_name()} holds a connection of alias {self.alias!r} for "
-            f"{now - self.since:.1f}s, checked out at {site}"
-        )
-
-    def _thread_name(self) -> str:
-        for thread in threading.enumerate():
-            if thread.ident == self.thread:
-                return f"thread {thread.name!r}"
-        return f"a thread that has ended (ident {self.thread})"
-
-
 class Budget:
     """The connections this process may open, and who holds them."""
 
@@ -122,20 +56,16 @@ class Budget:
         # Reentrant: Checkout.__del__ releases a hold wherever the collector runs.
         self._lock = threading.RLock()
         self.limit: int | None = None
-        self.hold_warning: float | None = None
-        # Whether checkouts are recorded (it costs a walk up the stack): a plain
-        # attribute, read on every checkout.
+        # Whether checkouts are recorded in holders (it costs a walk up the stack):
+        # a plain attribute, read on every checkout.
         self.tracking = False
-        self._watchdog: threading.Thread | None = None
+        self.holders = Holders()
         self.open = 0
         # The most connections counted at once: what the process held at its peak.
         self.peak = 0
         self.waits = 0
         self.wait_time = 0.0
         self.timeouts = 0
-        # Written without the lock, on every checkout and check-in: a dict's item
-        # assignment and pop are atomic. Readers take a copy, as atomic.
-        self._holders: dict[int, Holder] = {}
         # Threads waiting for room, first come first served; read without the lock
         # on every check-in (empty: nobody waits).
         self.line: deque[Waiter] = deque()
@@ -146,51 +76,19 @@ class Budget:
             self._update_tracking()
             self._serve_line()
 
+    @property
+    def hold_warning(self) -> float | None:
+        return self.holders.hold_warning
+
     def set_hold_warning(self, seconds: float | None) -> None:
         with self._lock:
-            self.hold_warning = validated_hold_warning(seconds)
+            self.holders.hold_warning = validated_hold_warning(seconds)
             self._update_tracking()
 
     def _update_tracking(self) -> None:
-        self.tracking = self.limit is not None or self.hold_warning is not None
+        self.tracking = self.limit is not None or self.holders.hold_warning is not None
         if not self.tracking:
-            # Check-ins no longer release holds: forget them all, lest stale ones
-            # be shown once tracking starts again.
-            self._holders.clear()
-
-    def hold(self, key: int, alias: str) -> None:
-        self._holders[key] = Holder(alias)
-        if self.hold_warning is not None and self._watchdog is None:
-            self._start_watchdog()
-
-    def _start_watchdog(self) -> None:
-        with self._lock:
-            if self._watchdog is None:
-                self._watchdog = threading.Thread(
-                    target=self._watch, name="mysqlpool-hold-watchdog", daemon=True
-                )
-                self._watchdog.start()
-
-    def _watch(self) -> None:
-        """Warn once about each connection held longer than the hold warning."""
-        while self.hold_warning is not None:
-            time.sleep(max(self.hold_warning / 4, 0.05))
-            now = time.monotonic()
-            overdue = [
-                holder
-                for holder in self._holders.copy().values()
-                if not holder.warned and now - holder.since > (self.hold_warning or 0)
-            ]
-            for holder in overdue:
-                holder.warned = True
-            for holder in overdue:
-                logger.warning(
-                    "A connection is held longer than %ss: %s", self.hold_warning, holder.describe(now)
-                )
-        self._watchdog = None
-
-    def release_hold(self, key: int) -> None:
-        self._holders.pop(key, None)
+            self.holders.forget_all()
 
     def _has_room(self) -> bool:
         return self.limit is None or self.open < self.limit
@@ -254,11 +152,9 @@ class Budget:
         return ConnectionBudgetExceeded(message)
 
     def _exceeded_message(self, alias: str, timeout: float) -> str:
-        now = time.monotonic()
-        holders = sorted(self._holders.copy().values(), key=lambda holder: holder.since)
         # Idle connections are closed to make room before anyone waits: a full
         # budget with no holder recorded was taken before checkouts were tracked.
-        lines = [holder.describe(now) for holder in holders] or [
+        lines = self.holders.describe_all() or [
             "(none recorded: the connections were checked out before the budget was set)"
         ]
         return (
@@ -274,7 +170,7 @@ class Budget:
                 "limit": self.limit,
                 "open": self.open,
                 "peak": self.peak,
-                "held": len(self._holders),
+                "held": len(self.holders),
                 "waits": self.waits,
                 "wait_time": self.wait_time,
                 "timeouts": self.timeouts,

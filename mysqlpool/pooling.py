@@ -276,7 +276,7 @@ class AliasPool:
             if not dead:
                 lease.pool, lease.record, lease.connection, lease.session = self, record, connection, session
                 if self.budget.tracking:
-                    self.budget.hold(id(lease), self.alias)
+                    self.budget.holders.hold(id(lease), self.alias)
                 if self._log_checkouts:
                     self._pool.logger.debug("Connection %r checked out from pool", connection)
                 return connection
@@ -404,7 +404,7 @@ class AliasPool:
         if record is None or self.orphaned:
             return
         if self.budget.tracking:
-            self.budget.release_hold(id(checkout))
+            self.budget.holders.release(id(checkout))
         if discard or self.disposed:
             self._return(record, None)
             return
@@ -468,7 +468,7 @@ class AliasPool:
         record, checkout.record = checkout.record, None
         if record is not None and not self.orphaned:
             if self.budget.tracking:
-                self.budget.release_hold(id(checkout))
+                self.budget.holders.release(id(checkout))
             self._return(record, error)
 
     def _return(self, record: ConnectionPoolEntry, error: BaseException | None) -> None:
