@@ -1,8 +1,8 @@
 /* The two questions the pool asks on every checkout and check-in, in C.
  *
  * mysqlpool/connection.py explains them and asks them through ctypes when this
- * module is missing. A ctypes call costs about 8,700 CPU instructions (it builds
- * a libffi call description every time); these cost a few hundred. Neither
+ * module is missing. A ctypes call costs many times more (it builds a libffi
+ * call description every time; CHANGELOG.rst has the figures). Neither
  * releases the GIL: neither can block, and releasing and retaking it costs more
  * than the call when many threads share it.
  */

@@ -17,43 +17,19 @@ import threading
 from collections import deque
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
-
+from mysqlpool.config import BUDGET_SETTING, HOLD_WARNING_SETTING, validated_hold_warning, validated_limit
 from mysqlpool.errors import ConnectionBudgetExceeded
 from mysqlpool.holders import Holders
-from mysqlpool.seconds import MAX_SECONDS_TEXT, is_seconds
 from mysqlpool.waiters import PERMIT, LinedUpPool, Waiter
 
-SETTING = "MYSQLPOOL_BUDGET"
-HOLD_WARNING_SETTING = "MYSQLPOOL_HOLD_WARNING"
-
 logger = logging.getLogger("mysqlpool")
-
-
-def validated_limit(value: Any, source: str = SETTING) -> int | None:
-    """``value`` if it is None or a positive int, else ImproperlyConfigured."""
-    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
-        return value
-    raise ImproperlyConfigured(f"{source} is {value!r}; it must be None (no budget) or an int > 0.")
-
-
-def validated_hold_warning(value: Any) -> float | None:
-    """``value`` if it is None or a number of seconds > 0, else ImproperlyConfigured."""
-    if value is None:
-        return None
-    if is_seconds(value) and value > 0:
-        return float(value)
-    raise ImproperlyConfigured(
-        f"{HOLD_WARNING_SETTING} is {value!r}; it must be None (no warning) or a number of "
-        f"seconds > 0 and {MAX_SECONDS_TEXT}."
-    )
 
 
 class Budget:
     """The connections this process may open, and who holds them."""
 
     def __init__(self) -> None:
-        # Reentrant: Checkout.__del__ releases a hold wherever the collector runs.
+        # Reentrant: Lease.__del__ releases a hold wherever the collector runs.
         self._lock = threading.RLock()
         self.limit: int | None = None
         # Whether checkouts are recorded in holders (it costs a walk up the stack):
@@ -187,7 +163,7 @@ def process_budget() -> Budget:
     if not _configured:
         from django.conf import settings
 
-        _budget.set_limit(validated_limit(getattr(settings, SETTING, None)))
+        _budget.set_limit(validated_limit(getattr(settings, BUDGET_SETTING, None)))
         _budget.set_hold_warning(validated_hold_warning(getattr(settings, HOLD_WARNING_SETTING, None)))
         _configured = True
     return _budget

@@ -16,8 +16,16 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from mysqlpool import budget
-from mysqlpool.config import PoolConfig, check_conn_max_age, pool_config, pooled_aliases
+from mysqlpool.config import (
+    BUDGET_SETTING,
+    HOLD_WARNING_SETTING,
+    PoolConfig,
+    check_conn_max_age,
+    pool_config,
+    pooled_aliases,
+    validated_hold_warning,
+    validated_limit,
+)
 from mysqlpool.errors import ObsoleteSettingWarning
 from mysqlpool.resets import ResetStyle
 
@@ -33,14 +41,14 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
     messages: list[CheckMessage] = []
     aliases = pooled_aliases()
     try:
-        limit = budget.validated_limit(getattr(settings, budget.SETTING, None))
+        limit = validated_limit(getattr(settings, BUDGET_SETTING, None))
     except ImproperlyConfigured as error:
         messages.append(_message(Error, "mysqlpool.E003", str(error), "Set it to a positive int, or None."))
         limit = None
     for alias, settings_dict in aliases.items():
         messages += _check_alias(alias, settings_dict, limit)
     try:
-        budget.validated_hold_warning(getattr(settings, budget.HOLD_WARNING_SETTING, None))
+        validated_hold_warning(getattr(settings, HOLD_WARNING_SETTING, None))
     except ImproperlyConfigured as error:
         messages.append(
             _message(Error, "mysqlpool.E004", str(error), "Set it to a number of seconds, or None.")
@@ -151,7 +159,7 @@ def _check_against_server(alias: str) -> list[CheckMessage]:
         max_connections, wait_timeout = cursor.fetchone()
         cursor.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
         connected = int(cursor.fetchone()[1])
-    limit = getattr(settings, budget.SETTING, None)
+    limit = getattr(settings, BUDGET_SETTING, None)
     free = max_connections - connected
     if isinstance(limit, int) and limit > free:
         messages.append(

@@ -262,3 +262,27 @@ def _validated_arguments(
 def pooled_aliases() -> dict[str, Mapping[str, Any]]:
     """The aliases of settings.DATABASES that use mysqlpool's ENGINE."""
     return {alias: db for alias, db in settings.DATABASES.items() if db.get("ENGINE") == ENGINE}
+
+
+# The per-process budget's settings (mysqlpool.budget).
+BUDGET_SETTING = "MYSQLPOOL_BUDGET"
+HOLD_WARNING_SETTING = "MYSQLPOOL_HOLD_WARNING"
+
+
+def validated_limit(value: Any, source: str = BUDGET_SETTING) -> int | None:
+    """``value`` if it is None or a positive int, else ImproperlyConfigured."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise ImproperlyConfigured(f"{source} is {value!r}; it must be None (no budget) or an int > 0.")
+
+
+def validated_hold_warning(value: Any) -> float | None:
+    """``value`` if it is None or a number of seconds > 0, else ImproperlyConfigured."""
+    if value is None:
+        return None
+    if is_seconds(value) and value > 0:
+        return float(value)
+    raise ImproperlyConfigured(
+        f"{HOLD_WARNING_SETTING} is {value!r}; it must be None (no warning) or a number of "
+        f"seconds > 0 and {MAX_SECONDS_TEXT}."
+    )

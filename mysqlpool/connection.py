@@ -12,10 +12,10 @@ the pool asks at checkout and check-in must be answered locally:
 Both are asked through mysqlpool._probes, a small C extension built at install,
 which keeps the GIL during the call: Python's own ``select.poll()`` and a plain
 ctypes ``CDLL`` release and retake it, and with many threads each retake waits
-behind the others (measured here: that alone halved the throughput of 16
-threads). Neither call can block. Without the extension (no C compiler at
-install) ctypes' ``PyDLL`` asks them, also keeping the GIL, at about 8,700 CPU
-instructions a call instead of a few hundred.
+behind the others, which costs many threads a large share of their throughput.
+Neither call can block. Without the extension (no C compiler at install) ctypes'
+``PyDLL`` asks them, also keeping the GIL, many times more slowly (the figures
+of both are in CHANGELOG.rst).
 """
 
 from __future__ import annotations

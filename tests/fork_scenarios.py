@@ -326,15 +326,19 @@ def python_daemon() -> dict[str, Any]:
     return {"held": held, "after": after, "received": received.decode()}
 
 
+# Each scenario is run by its function's name.
 SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
-    "threads": threads_while_forking,
-    "crosstalk": crosstalk,
-    "multiprocessing": multiprocessing_pool,
-    "grandchildren": grandchildren,
-    "atomic": fork_inside_atomic,
-    "leave_block": block_then_leave,
-    "budget": budget_of_the_child,
-    "daemon": python_daemon,
+    scenario.__name__: scenario
+    for scenario in (
+        threads_while_forking,
+        crosstalk,
+        multiprocessing_pool,
+        grandchildren,
+        fork_inside_atomic,
+        block_then_leave,
+        budget_of_the_child,
+        python_daemon,
+    )
 }
 
 if __name__ == "__main__":

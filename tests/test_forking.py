@@ -39,7 +39,7 @@ def run(scenario: str, database_server: dbserver.Server) -> dict[str, Any]:
 def test_threads_keep_working_while_the_main_thread_forks(
     database_server: dbserver.Server, server: Server
 ) -> None:
-    report = run("threads", database_server)
+    report = run("threads_while_forking", database_server)
     children = report["children"]
     assert [child["exit_code"] for child in children] == [0] * 20
     assert all("result" in child for child in children), children
@@ -66,7 +66,7 @@ def test_a_childs_new_socket_never_receives_its_sql(database_server: dbserver.Se
 
 
 def test_multiprocessing_fork_pool(database_server: dbserver.Server) -> None:
-    report = run("multiprocessing", database_server)
+    report = run("multiprocessing_pool", database_server)
     assert len(report["child_ids"]) == 9
     assert report["held"] not in report["child_ids"]
     assert report["after"] == report["held"]
@@ -85,7 +85,7 @@ def test_grandchildren(database_server: dbserver.Server) -> None:
 
 
 def test_fork_inside_atomic_leaves_the_parents_transaction_alone(database_server: dbserver.Server) -> None:
-    report = run("atomic", database_server)
+    report = run("fork_inside_atomic", database_server)
     assert report["child"] == {"result": {"inside": "TransactionManagementError"}, "exit_code": 0}
     assert report["still"] == report["held"]
     assert report["rows"] == ["parent"]  # committed by the parent alone
@@ -94,14 +94,14 @@ def test_fork_inside_atomic_leaves_the_parents_transaction_alone(database_server
 def test_the_child_of_a_fork_inside_atomic_queries_once_out_of_the_block(
     database_server: dbserver.Server,
 ) -> None:
-    report = run("leave_block", database_server)
+    report = run("block_then_leave", database_server)
     assert report["child"]["exit_code"] == 0
     assert report["child"]["result"] != report["held"]
     assert report["after"] == report["held"]
 
 
 def test_a_child_starts_with_its_own_empty_budget(database_server: dbserver.Server) -> None:
-    report = run("budget", database_server)
+    report = run("budget_of_the_child", database_server)
     child = report["child"]
     assert child["exit_code"] == 0 and "result" in child, child
     assert child["result"] != report["held"]
@@ -111,7 +111,7 @@ def test_a_child_starts_with_its_own_empty_budget(database_server: dbserver.Serv
 def test_python_daemon_closing_every_descriptor_never_causes_crosstalk(
     database_server: dbserver.Server,
 ) -> None:
-    report = run("daemon", database_server)
+    report = run("python_daemon", database_server)
     hello, _, daemon_id = report["received"].partition("|")
     assert hello == "daemon-hello"
     assert int(daemon_id) != report["held"]

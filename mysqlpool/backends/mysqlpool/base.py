@@ -30,7 +30,7 @@ from django.views.decorators.debug import sensitive_variables
 from mysqlpool import registry
 from mysqlpool.backends.mysqlpool.creation import DatabaseCreation
 from mysqlpool.connection import PooledConnection
-from mysqlpool.pooling import AliasPool, Checkout
+from mysqlpool.pooling import AliasPool, Lease
 
 
 def _undecorated(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -39,8 +39,9 @@ def _undecorated(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # connect() and close() run on every request once connections are returned.
-# Django's async_unsafe check raises and catches an exception on each call (about
-# 3,800 CPU instructions); _refuse_in_event_loop() asks the same without one.
+# Django's async_unsafe check raises and catches an exception on each call, which
+# costs more than the rest of a reused checkout's connect(); _refuse_in_event_loop()
+# asks the same without one.
 _django_connect = _undecorated(MySQLDatabaseWrapper.connect)
 _django_close = _undecorated(MySQLDatabaseWrapper.close)
 # A cached_property: its function, to fill the subclass's cache with.
@@ -93,7 +94,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         super().__init__(*args, **kwargs)
         # What this wrapper has borrowed from its pool (lease.record is None when
         # nothing is): one object for every checkout of the wrapper's life.
-        self._lease = Checkout()
+        self._lease = Lease()
         self._pool: AliasPool | None = None
         # Set at checkout when the connection already has this wrapper's session
         # settings: init_connection_state() then skips setting them.
@@ -319,7 +320,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         ``atomic()`` block the child cannot go on with the parent's transaction: as
         after close() in a block, queries fail until the block ends.
         """
-        self._lease = Checkout()
+        self._lease = Lease()
         self._pool = None
         if self.connection is None or not self._pooled:
             return
