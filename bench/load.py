@@ -269,7 +269,7 @@ def wait_for_sessions_to_end(admin: Admin, timeout: float = 10) -> int:
     """Connections of the pools' user still listed: the server ends a closed one asynchronously."""
 
     def listed() -> int:
-        # SHOW PROCESSLIST: see tests/conftest.py, Server.processlist.
+        # SHOW PROCESSLIST: see tests/helpers.py, Server.processlist.
         return sum(1 for row in admin.execute("SHOW PROCESSLIST") if row[1] == USER)
 
     deadline = time.monotonic() + timeout

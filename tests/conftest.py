@@ -1,22 +1,23 @@
-"""Fixtures: the server, pooled wrappers built from the test settings, a view from outside."""
+"""Fixtures: the server, pooled wrappers built from the test settings, a view from outside.
+
+The helpers the tests share are in tests/helpers.py.
+"""
 
 from __future__ import annotations
 
 import copy
 import itertools
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import MySQLdb
 import pytest
 from django.conf import settings
 from django.db import connections
 
-from mysqlpool import close_pool, registry
+from mysqlpool import close_pool
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from tests import dbserver
+from tests.helpers import Server
 
 _aliases = itertools.count()
 
@@ -51,52 +52,6 @@ def django_db_modify_db_settings(database_server: dbserver.Server) -> None:
             USER=database_server.user,
             PASSWORD=database_server.password,
         )
-
-
-class Server:
-    """A connection outside every pool, to watch and disturb the pooled ones."""
-
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.database = settings["NAME"]
-        self.conn = MySQLdb.connect(
-            host=settings["HOST"],
-            port=int(settings["PORT"]),
-            user=settings["USER"],
-            password=settings["PASSWORD"],
-            autocommit=True,
-        )
-
-    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with self.conn.cursor() as cursor:
-            cursor.execute(sql, args or None)
-            return list(cursor.fetchall())
-
-    def processlist(self) -> list[tuple[Any, ...]]:
-        """SHOW PROCESSLIST: Id, User, Host, db, Command, ...
-
-        Not information_schema.processlist, which writes a temporary table to disk
-        for every query: cheaper when sampled in a loop, and one thing less that a
-        deleted temporary file can break (see dbserver's --tmpdir).
-        """
-        return self.query("SHOW PROCESSLIST")
-
-    def sessions(self) -> set[int]:
-        """Ids of the server sessions connected to the test database."""
-        own = self.conn.thread_id()
-        return {row[0] for row in self.processlist() if row[3] == self.database and row[0] != own}
-
-    def kill(self, session_id: int) -> None:
-        self.query(f"KILL CONNECTION {int(session_id)}")
-
-    def wait_until_gone(self, session_id: int, timeout: float = 10) -> None:
-        """Return once the server no longer lists the session; fail after timeout."""
-        deadline = time.monotonic() + timeout
-        while session_id in self.all_sessions():
-            assert time.monotonic() < deadline, f"session {session_id} still listed"
-            time.sleep(0.01)
-
-    def all_sessions(self) -> set[int]:
-        return {row[0] for row in self.processlist()}
 
 
 @pytest.fixture
@@ -137,51 +92,3 @@ def make_wrapper(transactional_db: None) -> Iterator[Callable[..., DatabaseWrapp
     for wrapper in made:
         wrapper.close()
         wrapper.close_pool()
-
-
-def connection_id(wrapper: Any) -> int:
-    with wrapper.cursor() as cursor:
-        cursor.execute("SELECT CONNECTION_ID()")
-        return int(cursor.fetchone()[0])
-
-
-def request_cycle(wrapper: Any, sql: str = "SELECT 1") -> Any:
-    """What one web request does: a query, then Django's end-of-request close."""
-    with wrapper.cursor() as cursor:
-        cursor.execute(sql)
-        result = cursor.fetchall()
-    wrapper.close_if_unusable_or_obsolete()
-    return result
-
-
-def pool_stats(wrapper: DatabaseWrapper) -> dict[str, Any]:
-    return registry.get_stats()[wrapper.alias]
-
-
-def run_threads(target: Callable[[], Any], count: int) -> None:
-    """Run ``target`` in ``count`` threads at once, and wait for all of them."""
-    threads = [threading.Thread(target=target) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-
-def cycles_in_threads(
-    settings: dict[str, Any], alias: str, threads: int, cycles: int, sql: str
-) -> list[BaseException]:
-    """Each thread runs request cycles on its own wrapper of ``alias``; the errors."""
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        wrapper = DatabaseWrapper(settings, alias=alias)
-        try:
-            for _ in range(cycles):
-                request_cycle(wrapper, sql)
-        except BaseException as error:  # noqa: BLE001 - returned to the test
-            errors.append(error)
-        finally:
-            wrapper.close()
-
-    run_threads(work, threads)
-    return errors

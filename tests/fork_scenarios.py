@@ -102,7 +102,7 @@ def server_sessions() -> set[int]:
         host=server.host, port=server.port, user=server.user, password=server.password
     ) as admin:
         with admin.cursor() as cursor:
-            cursor.execute("SHOW PROCESSLIST")  # see tests/conftest.py: Server.processlist
+            cursor.execute("SHOW PROCESSLIST")  # see tests/helpers.py: Server.processlist
             return {row[0] for row in cursor.fetchall()}
 
 

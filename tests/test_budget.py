@@ -21,7 +21,7 @@ from mysqlpool import ConnectionBudgetExceeded, get_stats, set_budget
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from mysqlpool.budget import process_budget
 from mysqlpool.waiters import Waiter
-from tests.conftest import Server, connection_id, cycles_in_threads, request_cycle
+from tests.helpers import Server, connection_id, cycles_in_threads, request_cycle
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
 

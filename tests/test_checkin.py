@@ -14,7 +14,7 @@ from django.db.transaction import TransactionManagementError
 
 from mysqlpool import get_stats, registry
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
-from tests.conftest import Server, connection_id, pool_stats, request_cycle
+from tests.helpers import Server, connection_id, pool_stats, request_cycle
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
 

@@ -15,7 +15,7 @@ from django.test import override_settings
 
 from mysqlpool import get_stats
 from tests import dbserver
-from tests.conftest import Server
+from tests.helpers import Server
 from tests.processes import ROOT, start_command
 
 pytestmark = [

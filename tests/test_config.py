@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 from mysqlpool import ObsoleteSettingWarning
 from mysqlpool.config import pool_config
 from mysqlpool.resets import ResetStyle
-from tests.conftest import connection_id, request_cycle
+from tests.helpers import connection_id, request_cycle
 
 
 def settings_dict(pool: Any = None, **extra: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pytest
 from django.db import connections
 
 from tests import dbserver
-from tests.conftest import Server
+from tests.helpers import Server
 from tests.processes import server_connections_of, start_command
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,7 +18,7 @@ from django.db import OperationalError, connections
 from mysqlpool import registry, set_budget
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from tests import dbserver
-from tests.conftest import request_cycle
+from tests.helpers import request_cycle
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from django.db import connections
 
 from tests import dbserver
-from tests.conftest import Server
+from tests.helpers import Server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

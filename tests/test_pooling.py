@@ -19,7 +19,7 @@ from django.db.backends.signals import connection_created
 from mysqlpool import PoolTimeout, get_stats, registry
 from mysqlpool.backends.mysqlpool.base import FOLLOWED_DJANGO_RELEASES
 from mysqlpool.connection import PooledConnection
-from tests.conftest import Server, connection_id, cycles_in_threads, pool_stats, request_cycle, run_threads
+from tests.helpers import Server, connection_id, cycles_in_threads, pool_stats, request_cycle, run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
 

@@ -5,11 +5,13 @@ logging too, through every path that logs or raises: pools created, connections
 opened, checked out, held too long, killed under a query and invalidated, the
 budget exceeded (the error names every holder), a connect refused; then SIGHUP and
 SIGTERM, with their summary lines. mysqlpool_status and the system checks run
-beside it. Everything they print is searched for the password.
+beside it. Everything they print is searched for the password; so are, in this
+process, the pool's log, its figures and Django's error reports.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -21,8 +23,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError
 from django.views.debug import ExceptionReporter
 
+from mysqlpool import get_stats
 from tests import dbserver
-from tests.conftest import Server, connection_id
+from tests.helpers import Server, connection_id
 from tests.processes import start_command
 from tests.test_daemon import wait_for
 
@@ -105,3 +108,25 @@ def test_error_reports_never_show_the_password_in_local_variables(make_wrapper: 
         failing == "connect"
     )
     assert PASSWORD not in shown
+
+
+def test_the_password_is_never_shown(
+    make_wrapper: Any, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    password = "S3cret-pooled-Passw0rd"
+    server.query("CREATE USER IF NOT EXISTS 'pooluser'@'%%' IDENTIFIED BY %s", password)
+    server.query(f"GRANT ALL ON `{server.database}`.* TO 'pooluser'@'%'")
+    caplog.set_level(logging.DEBUG)
+    wrapper = make_wrapper(USER="pooluser", PASSWORD=password, pool={"echo": "debug"})
+    try:
+        connection_id(wrapper)
+        wrapper.close()
+        shown = [repr(wrapper.pool), str(get_stats()), caplog.text]
+        bad = make_wrapper(USER="pooluser", PASSWORD=password + "-wrong")
+        with pytest.raises(OperationalError) as error:
+            bad.ensure_connection()
+        shown += [str(error.value), repr(error.value), caplog.text]
+    finally:
+        server.query("DROP USER 'pooluser'@'%'")
+    assert "pooluser" in caplog.text  # the log does say who connects...
+    assert all(password not in text for text in shown)  # ...never with what

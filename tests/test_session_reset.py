@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.db import ProgrammingError
 
-from tests.conftest import Server, connection_id, pool_stats, request_cycle
+from tests.helpers import Server, connection_id, pool_stats, request_cycle
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
 

@@ -1,0 +1,111 @@
+"""What the tests share besides fixtures: a view of the server from outside, request cycles, threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import MySQLdb
+
+from mysqlpool import registry
+from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+
+
+class Server:
+    """A connection outside every pool, to watch and disturb the pooled ones."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.database = settings["NAME"]
+        self.conn = MySQLdb.connect(
+            host=settings["HOST"],
+            port=int(settings["PORT"]),
+            user=settings["USER"],
+            password=settings["PASSWORD"],
+            autocommit=True,
+        )
+
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cursor:
+            cursor.execute(sql, args or None)
+            return list(cursor.fetchall())
+
+    def processlist(self) -> list[tuple[Any, ...]]:
+        """SHOW PROCESSLIST: Id, User, Host, db, Command, ...
+
+        Not information_schema.processlist, which writes a temporary table to disk
+        for every query: cheaper when sampled in a loop, and one thing less that a
+        deleted temporary file can break (see dbserver's --tmpdir).
+        """
+        return self.query("SHOW PROCESSLIST")
+
+    def sessions(self) -> set[int]:
+        """Ids of the server sessions connected to the test database."""
+        own = self.conn.thread_id()
+        return {row[0] for row in self.processlist() if row[3] == self.database and row[0] != own}
+
+    def kill(self, session_id: int) -> None:
+        self.query(f"KILL CONNECTION {int(session_id)}")
+
+    def wait_until_gone(self, session_id: int, timeout: float = 10) -> None:
+        """Return once the server no longer lists the session; fail after timeout."""
+        deadline = time.monotonic() + timeout
+        while session_id in self.all_sessions():
+            assert time.monotonic() < deadline, f"session {session_id} still listed"
+            time.sleep(0.01)
+
+    def all_sessions(self) -> set[int]:
+        return {row[0] for row in self.processlist()}
+
+
+def connection_id(wrapper: Any) -> int:
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT CONNECTION_ID()")
+        return int(cursor.fetchone()[0])
+
+
+def request_cycle(wrapper: Any, sql: str = "SELECT 1") -> Any:
+    """What one web request does: a query, then Django's end-of-request close."""
+    with wrapper.cursor() as cursor:
+        cursor.execute(sql)
+        result = cursor.fetchall()
+    wrapper.close_if_unusable_or_obsolete()
+    return result
+
+
+def pool_stats(wrapper: DatabaseWrapper) -> dict[str, Any]:
+    return registry.get_stats()[wrapper.alias]
+
+
+def checked_out(alias: str) -> int:
+    return int(registry.get_stats()[alias]["checked_out"])
+
+
+def run_threads(target: Callable[[], Any], count: int) -> None:
+    """Run ``target`` in ``count`` threads at once, and wait for all of them."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def cycles_in_threads(
+    settings: dict[str, Any], alias: str, threads: int, cycles: int, sql: str
+) -> list[BaseException]:
+    """Each thread runs request cycles on its own wrapper of ``alias``; the errors."""
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        wrapper = DatabaseWrapper(settings, alias=alias)
+        try:
+            for _ in range(cycles):
+                request_cycle(wrapper, sql)
+        except BaseException as error:  # noqa: BLE001 - returned to the test
+            errors.append(error)
+        finally:
+            wrapper.close()
+
+    run_threads(work, threads)
+    return errors

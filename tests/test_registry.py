@@ -1,0 +1,38 @@
+"""The process's pools: close_pool() and get_stats()."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connections
+from django.utils.connection import ConnectionDoesNotExist
+
+from mysqlpool import close_pool, get_stats, stats
+from tests.helpers import Server, checked_out, connection_id, pool_stats
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
+
+
+def test_close_pool_of_an_unknown_alias_is_an_error() -> None:
+    with pytest.raises(ConnectionDoesNotExist, match="The connection 'nope' doesn't exist"):
+        close_pool("nope")
+
+
+def test_close_pool_closes_every_pool(server: Server) -> None:
+    sessions = {connection_id(connections["default"]), connection_id(connections["other"])}
+    connections.close_all()
+    assert set(get_stats()) == {"default", "other"}
+    close_pool()
+    assert get_stats() == {}
+    for session in sessions:
+        server.wait_until_gone(session)
+
+
+@pytest.mark.usefixtures("server")
+def test_stats_report_every_documented_figure() -> None:
+    connection_id(connections["default"])
+    figures = get_stats()["default"]
+    assert set(figures) == {"budget", "backend", "open", "idle", "checked_out", "overflow", *stats.COUNTERS}
+    assert set(figures["budget"]) == {"limit", "open", "peak", "held", "waits", "wait_time", "timeouts"}
+    assert (figures["open"], figures["checked_out"], figures["idle"]) == (1, 1, 0)
+    connections["default"].close()
+    assert (pool_stats(connections["default"])["idle"], checked_out("default")) == (1, 0)
