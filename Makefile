@@ -38,8 +38,10 @@ demo: $(STAMP)
 
 # Results and the chart go to .cache/bench/.
 bench: $(STAMP)
+	scripts/system-deps.sh "$(PYTHON)" bench
 	$(BIN)/python -m pip install -q -r bench/requirements.txt
 	mkdir -p .cache/bench
+	$(BIN)/python bench/instructions.py
 	$(BIN)/python bench/request_cycle.py --json .cache/bench/request_cycle.json
 	$(BIN)/python bench/job_queue.py --json .cache/bench/job_queue.json
 	$(BIN)/python bench/chart.py .cache/bench/request_cycle.json .cache/bench/job_queue.json .cache/bench/bench.png

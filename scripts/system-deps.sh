@@ -3,11 +3,16 @@
 # pkg-config and the MariaDB client headers to build mysqlclient (it has no Linux
 # wheels), and mariadbd to run the tests' throwaway server. Installs what is
 # missing with apt-get when run as root on Debian or Ubuntu; otherwise prints the
-# command to run and fails.
+# command to run and fails. With "bench" as second argument, also what `make bench`
+# counts with: valgrind (callgrind) and strace.
 set -euo pipefail
 
 python=${1:-python3}
 missing=()
+if [ "${2:-}" = bench ]; then
+    command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+    command -v strace >/dev/null 2>&1 || missing+=(strace)
+fi
 
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
@@ -31,7 +36,7 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $packages
 else
-    echo "mysqlpool's tests need these system packages: $packages" >&2
+    echo "mysqlpool needs these system packages: $packages" >&2
     echo "Install them, e.g.: sudo apt-get install $packages" >&2
     exit 1
 fi

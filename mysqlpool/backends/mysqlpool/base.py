@@ -240,11 +240,18 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         # whatever was left open. After an error Django asks whether the connection
         # still works: that question stays, so that a broken one is discarded.
         close_at = self.close_at
-        if self._lease.record is not None and self.errors_occurred:
-            with self._judging_health_of_connection():
+        if (
+            self._lease.record is None
+            or not _OWN_PATHS
+            or self.errors_occurred
+            or close_at is None
+            or time.monotonic() < close_at
+        ):
+            if self.errors_occurred and self._lease.record is not None:
+                with self._judging_health_of_connection():
+                    super().close_if_unusable_or_obsolete()
+            else:
                 super().close_if_unusable_or_obsolete()
-        elif self._lease.record is None or not _OWN_PATHS or close_at is None or time.monotonic() < close_at:
-            super().close_if_unusable_or_obsolete()
         else:
             self.health_check_done = False
             self.close()

@@ -1,0 +1,188 @@
+"""What one request cycle costs the client, counted rather than timed.
+
+Time per request is noisy on a shared machine; what the client does per request is
+far less so. For each configuration, a worker process runs the request cycle of
+bench/request_cycle.py (one ``SELECT 1``, then ``close_old_connections()``) on one
+thread: first ``--warmup`` cycles, then ``--requests`` counted ones, between two
+marks. Two costs are counted between the marks only (start-up, imports and the
+first connection excluded):
+
+* CPU instructions in user space, by ``valgrind --tool=callgrind``, its counters
+  zeroed and dumped by ``callgrind_control`` at the marks;
+* system calls by name, by ``strace -f``, between two marker calls the worker
+  makes (``access()`` of a path that does not exist). Entering the kernel is slow
+  on a virtual machine, and callgrind does not see it.
+
+The counts vary a little from run to run: mysqlclient reads a reply as soon as the
+socket has it, so how often a read finds nothing yet (and polls) depends on the
+server's timing.
+
+Configurations: those of bench/request_cycle.py (``pooled``, ``persistent``,
+``default``...), plus ``pooled-budget``: ``pooled`` under ``MYSQLPOOL_BUDGET = 8``,
+which records who holds each checkout. The server is tests/dbserver.py's
+(throwaway unless MYSQLPOOL_TEST_HOST names one).
+
+Usage: python bench/instructions.py [--requests N] [--warmup N] [CONFIG ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.request_cycle import CONFIGS_BY_NAME, configure_django, database_settings, request_cycle
+from tests.dbserver import configured_server, test_server
+
+BUDGET_CONFIG = "pooled-budget"
+DEFAULT_CONFIGS = ("persistent", "pooled", BUDGET_CONFIG, "default")
+# The worker's marks, as strace shows them.
+START_MARK = "/mysqlpool-bench-counted-cycles-start"
+END_MARK = "/mysqlpool-bench-counted-cycles-end"
+
+
+# ---------------------------------------------------------------- worker process
+
+
+def worker(config_name: str, warmup: int, requests: int) -> None:
+    """Warm up, then run the counted cycles between the marks, in step with the controller."""
+    server = configured_server()
+    assert server is not None, "worker mode needs the server in MYSQLPOOL_TEST_* variables"
+    config = CONFIGS_BY_NAME["pooled" if config_name == BUDGET_CONFIG else config_name]
+    configure_django(database_settings(config, 1, server))
+    if config_name == BUDGET_CONFIG:
+        from mysqlpool import set_budget
+
+        set_budget(8)
+    for _ in range(warmup):
+        request_cycle()
+    mark(START_MARK)
+    for _ in range(requests):
+        request_cycle()
+    mark(END_MARK)
+
+
+def mark(path: str) -> None:
+    """Tell the controller where the worker is, and wait for its go-ahead."""
+    os.access(path, os.F_OK)
+    print(path, flush=True)
+    sys.stdin.readline()
+
+
+# ---------------------------------------------------------------- controller
+
+
+@contextmanager
+def started(command: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def at_mark(process: subprocess.Popen[str], expected: str) -> None:
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    assert line == expected, f"the worker said {line!r}, not {expected!r}"
+
+
+def go_on(process: subprocess.Popen[str]) -> None:
+    assert process.stdin is not None
+    process.stdin.write("\n")
+    process.stdin.flush()
+
+
+def worker_command(config: str, options: argparse.Namespace) -> list[str]:
+    return [sys.executable, __file__, "worker", config, str(options.warmup), str(options.requests)]
+
+
+def instructions(config: str, options: argparse.Namespace, env: dict[str, str]) -> float:
+    """User-space instructions per counted request cycle, by callgrind."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch, "callgrind.out")
+        valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"]
+        with started([*valgrind, *worker_command(config, options)], env) as process:
+            at_mark(process, START_MARK)
+            subprocess.run(["callgrind_control", "--zero", str(process.pid)], check=True, capture_output=True)
+            go_on(process)
+            at_mark(process, END_MARK)
+            subprocess.run(
+                ["callgrind_control", "--dump=counted", str(process.pid)], check=True, capture_output=True
+            )
+            go_on(process)
+            process.wait(timeout=600)
+        (dump,) = [path for path in Path(scratch).iterdir() if "Trigger: dump counted" in path.read_text()]
+        totals = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.MULTILINE)
+        assert totals is not None, f"no totals in {dump}"
+        return int(totals.group(1)) / options.requests
+
+
+def system_calls(config: str, options: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
+    """System calls per counted request cycle, by name, by strace."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch, "strace.out")
+        with started(["strace", "-f", "-o", str(out), *worker_command(config, options)], env) as process:
+            for expected in (START_MARK, END_MARK):
+                at_mark(process, expected)
+                go_on(process)
+            process.wait(timeout=600)
+        trace = out.read_text()
+    counted = trace[trace.index(START_MARK) : trace.index(END_MARK)].splitlines()[1:-1]
+    calls = collections.Counter(name for line in counted if (name := syscall_name(line)))
+    # The controller's go-ahead after the start mark: a read of stdin, not a cycle's.
+    calls["read"] -= 1
+    return {name: count / options.requests for name, count in calls.items() if count > 0}
+
+
+def syscall_name(line: str) -> str | None:
+    """The system call of one strace line (``PID name(args) = result``), if it shows one."""
+    match = re.match(r"^\d+\s+([a-z_0-9]+)\(", line)
+    return match.group(1) if match else None
+
+
+def main() -> int:
+    if len(sys.argv) == 5 and sys.argv[1] == "worker":
+        worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        return 0
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=1000, help="request cycles counted (default 1000)")
+    parser.add_argument("--warmup", type=int, default=100, help="cycles before counting (default 100)")
+    parser.add_argument("configs", nargs="*", default=DEFAULT_CONFIGS, help="default: %(default)s")
+    options = parser.parse_args()
+    import django
+
+    with test_server() as server:
+        env = {**os.environ, **server.environ()}
+        rows = [
+            (config, instructions(config, options, env), system_calls(config, options, env))
+            for config in options.configs
+        ]
+    reference = rows[0][1]
+    print(
+        f"Per request cycle on one thread, Django {django.__version__}, Python "
+        f"{sys.version.split()[0]}, {options.requests} cycles counted after {options.warmup}:"
+    )
+    print(f"{'configuration':<15} {'instructions':>12} {'ratio':>6}  {'syscalls':>8}  by name")
+    for config, cpu, calls in rows:
+        shown = ", ".join(f"{name} {count:.2f}" for name, count in sorted(calls.items()) if count >= 0.005)
+        print(f"{config:<15} {cpu:>12,.0f} {cpu / reference:>5.2f}x  {sum(calls.values()):>8.2f}  {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
