@@ -181,13 +181,23 @@ def test_a_second_signal_exits_at_once(
             ["tests.jobs.record_unit", "--progress-interval", "0.5"],
             "argument --progress-interval: '0.5' is not a number of seconds >= 1",
         ),
+        *(
+            (
+                ["tests.jobs.record_unit", option, "1e300"],
+                f"argument {option}: '1e300' is not a number of seconds >= {minimum} and <= 31536000",
+            )
+            for option, minimum in [("--graceful-timeout", 0), ("--interval", 0), ("--progress-interval", 1)]
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error_before_anything_starts(
     database_server: dbserver.Server, units: Server, args: list[str], expected: Any
 ) -> None:
     worker = start_worker(database_server, *args)
-    _, stderr = worker.communicate(timeout=30)
+    try:
+        _, stderr = worker.communicate(timeout=30)
+    finally:
+        worker.kill()  # a worker that took the value would run for ever
     assert worker.returncode != 0
     assert expected in stderr
     assert states(units) == {}

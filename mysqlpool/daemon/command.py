@@ -41,9 +41,16 @@ logger = logging.getLogger("mysqlpool.daemon")
 # Exit status when a second signal, or the graceful timeout, cuts units short.
 EXIT_CUT_SHORT = 1
 
+# The most seconds any option takes. Waits and deadlines fail on huge values (a
+# wait longer than threading.TIMEOUT_MAX raises OverflowError), and a year is
+# more than any interval or timeout of a worker needs.
+MAX_SECONDS = 365 * 24 * 3600
 
-def _number(kind: Callable[[str], Any], minimum: float, allowed: str) -> Callable[[str], Any]:
-    """An argparse type: ``kind`` of the text, at least ``minimum``, or a clear error."""
+
+def _number(
+    kind: Callable[[str], Any], minimum: float, allowed: str, maximum: float = math.inf
+) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` of the text, from ``minimum`` to ``maximum``, or a clear error."""
 
     def parse(text: str) -> Any:
         try:
@@ -51,10 +58,17 @@ def _number(kind: Callable[[str], Any], minimum: float, allowed: str) -> Callabl
         except ValueError:
             value = None
         # float() takes "nan" and "inf" too: neither is a number of seconds.
-        if value is None or not math.isfinite(value) or value < minimum:
+        if value is None or not math.isfinite(value) or not minimum <= value <= maximum:
             raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}")
         return value
 
+    return parse
+
+
+def _seconds(minimum: float) -> Callable[[str], float]:
+    """An argparse type for seconds: from ``minimum`` to MAX_SECONDS."""
+    allowed = f"a number of seconds >= {minimum:g} and <= {MAX_SECONDS} (365 days)"
+    parse: Callable[[str], float] = _number(float, minimum, allowed, MAX_SECONDS)
     return parse
 
 
@@ -114,7 +128,7 @@ class PooledDaemonCommand(BaseCommand):
         )
         parser.add_argument(
             "--interval",
-            type=_number(float, 0, "a number of seconds >= 0"),
+            type=_seconds(0),
             default=self.interval,
             help=f"Seconds a thread sleeps when a unit found nothing to do (default {self.interval}).",
         )
@@ -130,13 +144,13 @@ class PooledDaemonCommand(BaseCommand):
         parser.add_argument("--log-file", help="Append the log to this file; SIGHUP reopens it.")
         parser.add_argument(
             "--graceful-timeout",
-            type=_number(float, 0, "a number of seconds >= 0"),
+            type=_seconds(0),
             default=self.graceful_timeout,
             help=f"Seconds units in flight get to finish after SIGTERM (default {self.graceful_timeout}).",
         )
         parser.add_argument(
             "--progress-interval",
-            type=_number(float, 1, "a number of seconds >= 1"),
+            type=_seconds(1),
             default=self.progress_interval,
             help=f"Seconds between two progress lines of a worker (default {self.progress_interval}).",
         )
