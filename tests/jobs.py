@@ -23,6 +23,11 @@ def record_unit(work: float = 0.02) -> bool:
     return True
 
 
+def quick_unit() -> bool:
+    """A unit that takes no time and no connection."""
+    return True
+
+
 def flaky_unit() -> bool:
     """Every third unit fails."""
     if next(_calls) % 3 == 0:

@@ -256,6 +256,19 @@ def test_max_jobs_recycles_workers_while_the_master_stays(
     assert len(recycled) >= 2 and set(recycled) == {5}  # 5 units, jitter 5 // 10 = 0
 
 
+def test_quick_recycling_is_no_boot_failure(database_server: dbserver.Server, tmp_path: Path) -> None:
+    """Workers that exit 0 after their --max-jobs, however soon, are respawned for ever."""
+    log = tmp_path / "worker.log"
+    master = start_logging_worker(
+        database_server, log, "tests.jobs.quick_unit", "--processes", "1", "--max-jobs", "5"
+    )
+    wait_for(lambda: log_text(log).count("Started worker") >= 8 or master.poll() is not None)
+    assert master.poll() is None, log_text(log)
+    code, stderr = stop(master)
+    assert code == 0, stderr
+    assert "not respawning" not in stderr
+
+
 def test_workers_exit_when_the_master_dies(database_server: dbserver.Server, units: Server) -> None:
     master = start_worker(database_server, "tests.jobs.record_unit", "--processes", "2", "--interval", "0.01")
     wait_for(lambda: len(worker_pids(units)) == 2)

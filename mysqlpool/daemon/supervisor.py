@@ -26,8 +26,9 @@ logger = logging.getLogger("mysqlpool.daemon")
 # A worker that exits with this status failed before its first unit (its setup
 # raised): respawning it would fail the same way, so the master stops.
 EXIT_BOOT_FAILED = 3
-# Workers that die this soon after their start count as failing at boot too; this
-# many in a row and the master gives up.
+# A worker is up once it has lived this long. One that fails before (a non-zero
+# exit status) counts as failing at boot too; this many in a row and the master
+# gives up. Exiting 0 is never a failure: --max-jobs recycles quick workers soon.
 QUICK_DEATH = 1.0
 MAX_QUICK_DEATHS = 5
 MAX_RESPAWN_BACKOFF = 10.0
@@ -156,11 +157,11 @@ class Supervisor:
             raise WorkersKeepFailing(
                 f"Worker {pid} failed at boot (exit {code}); not respawning: see its error above.", code
             )
-        if lived < QUICK_DEATH:
+        if code != 0 and lived < QUICK_DEATH:
             self._quick_deaths += 1
             if self._quick_deaths >= MAX_QUICK_DEATHS:
                 raise WorkersKeepFailing(
-                    f"Workers died within {QUICK_DEATH}s of their start {self._quick_deaths} times in a "
+                    f"Workers failed within {QUICK_DEATH}s of their start {self._quick_deaths} times in a "
                     "row; not respawning.",
                     1,
                 )
