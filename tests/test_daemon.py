@@ -269,6 +269,26 @@ def test_quick_recycling_is_no_boot_failure(database_server: dbserver.Server, tm
     assert "not respawning" not in stderr
 
 
+def test_a_sighup_storm_kills_no_worker(database_server: dbserver.Server, tmp_path: Path) -> None:
+    """SIGHUPs (systemd's ExecReload) while workers are forked: none dies of one.
+
+    The workers are recycled quickly, so that many HUPs reach one just forked.
+    """
+    log = tmp_path / "worker.log"
+    master = start_logging_worker(
+        database_server, log, "tests.jobs.quick_unit", "--processes", "2", "--max-jobs", "4"
+    )
+    wait_for(lambda: log_text(log).count("Started worker") >= 4)
+    for _ in range(3000):
+        master.send_signal(signal.SIGHUP)
+    started = log_text(log).count("Started worker")
+    wait_for(lambda: log_text(log).count("Started worker") >= started + 4 or master.poll() is not None)
+    code, stderr = stop(master)
+    assert code == 0, stderr
+    assert "exited with -1 " not in stderr  # -SIGHUP
+    assert "not respawning" not in stderr
+
+
 def test_workers_exit_when_the_master_dies(database_server: dbserver.Server, units: Server) -> None:
     master = start_worker(database_server, "tests.jobs.record_unit", "--processes", "2", "--interval", "0.01")
     wait_for(lambda: len(worker_pids(units)) == 2)

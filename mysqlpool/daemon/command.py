@@ -296,7 +296,9 @@ class _StopSignals:
     """SIGTERM and SIGINT set ``stop``; a second one ends the process at once.
     SIGHUP asks for the log files to be reopened.
 
-    The handlers only record the signal: the main thread does the work.
+    The handlers only record the signal: the main thread does the work. The signals
+    are unblocked once the handlers are in place (a forked worker starts with them
+    blocked), so that one sent meanwhile is handled, not lost or fatal.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -309,6 +311,7 @@ class _StopSignals:
     def __enter__(self) -> _StopSignals:
         for signum in self.SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
