@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 
 from django.db import connection
 
@@ -26,6 +27,13 @@ def record_unit(work: float = 0.02) -> bool:
 def quick_unit() -> bool:
     """A unit that takes no time and no connection."""
     return True
+
+
+def exiting_unit() -> bool:
+    """The third unit calls sys.exit(), as a unit calling exit() does."""
+    if next(_calls) == 2:
+        sys.exit("this unit exits on purpose")
+    return record_unit()
 
 
 def flaky_unit() -> bool:

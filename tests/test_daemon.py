@@ -136,6 +136,22 @@ def test_a_failing_unit_is_logged_and_the_thread_carries_on(
     assert "ValueError: this unit failed on purpose" in stderr
 
 
+def test_a_unit_raising_system_exit_stops_the_process_with_a_failure(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    """Not a thread gone silently while the process goes on with fewer."""
+    worker = start_worker(database_server, "tests.jobs.exiting_unit", "--threads", "2", "--interval", "0.01")
+    try:
+        _, stderr = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert worker.returncode == 4, stderr
+    assert "A unit of work raised SystemExit: stopping the process" in stderr
+    assert "SystemExit: this unit exits on purpose" in stderr
+    assert ", 1 failed" in stderr
+    assert "started" not in states(units)  # the other thread's unit finished
+
+
 def test_more_threads_than_the_budget_share_its_connections(
     database_server: dbserver.Server, units: Server, sessions_peak: list[int]
 ) -> None:

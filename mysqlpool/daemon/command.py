@@ -40,6 +40,8 @@ logger = logging.getLogger("mysqlpool.daemon")
 
 # Exit status when a second signal, or the graceful timeout, cuts units short.
 EXIT_CUT_SHORT = 1
+# Exit status when a unit raised SystemExit or another BaseException.
+EXIT_UNIT_ABORTED = 4
 
 # The most seconds any option takes. Waits and deadlines fail on huge values (a
 # wait longer than threading.TIMEOUT_MAX raises OverflowError), and a year is
@@ -230,7 +232,8 @@ class PooledDaemonCommand(BaseCommand):
                 if signals.reopen.is_set():
                     signals.reopen.clear()
                     reopen_log_files()
-                watchdog.ping_if_due()
+                if workers.alive():  # systemd restarts a process that no longer works
+                    watchdog.ping_if_due()
                 progress.log_if_due()
             notify("STOPPING=1")
             logger.info(
@@ -246,6 +249,8 @@ class PooledDaemonCommand(BaseCommand):
         close_pool()
         if workers.boot_failed.is_set():
             return EXIT_BOOT_FAILED
+        if workers.aborted.is_set():
+            return EXIT_UNIT_ABORTED
         if not finished:
             logger.error("Units still running after --graceful-timeout; exiting without them")
             return EXIT_CUT_SHORT
