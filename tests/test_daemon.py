@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +23,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def units(server: Server) -> Server:
-    server.query(f"USE `{server.database}`")
-    server.query(
-        "CREATE TABLE IF NOT EXISTS daemon_units "
-        "(id INT AUTO_INCREMENT PRIMARY KEY, pid INT, state VARCHAR(10)) ENGINE=InnoDB"
-    )
-    server.query("DELETE FROM daemon_units")
-    return server
-
-
 def start_worker(
-    database_server: dbserver.Server, *args: str, command: str = "run_pooled_worker"
+    database_server: dbserver.Server,
+    *args: str,
+    command: str = "run_pooled_worker",
+    umask: int = -1,
+    python: Sequence[str] = (sys.executable,),
 ) -> subprocess.Popen[str]:
+    """``python -m django command args``; ``python`` may be a command that runs it."""
     env = {
         **os.environ,
         **database_server.environ(),
@@ -45,13 +39,25 @@ def start_worker(
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "django", command, *args],
+        [*python, "-m", "django", command, *args],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        umask=umask,
     )
+
+
+def refused(database_server: dbserver.Server, *args: str) -> str:
+    """Start a worker that must refuse to start; what it said."""
+    worker = start_worker(database_server, *args)
+    try:
+        _, stderr = worker.communicate(timeout=30)
+    finally:
+        worker.kill()  # one that started would run for ever
+    assert worker.returncode != 0, stderr
+    return stderr
 
 
 def start_logging_worker(database_server: dbserver.Server, log: Path, *args: str) -> subprocess.Popen[str]:
@@ -209,13 +215,7 @@ def test_a_second_signal_exits_at_once(
 def test_bad_input_is_a_clear_error_before_anything_starts(
     database_server: dbserver.Server, units: Server, args: list[str], expected: Any
 ) -> None:
-    worker = start_worker(database_server, *args)
-    try:
-        _, stderr = worker.communicate(timeout=30)
-    finally:
-        worker.kill()  # a worker that took the value would run for ever
-    assert worker.returncode != 0
-    assert expected in stderr
+    assert expected in refused(database_server, *args)
     assert states(units) == {}
 
 
@@ -399,7 +399,7 @@ def test_systemd_notifications(database_server: dbserver.Server, units: Server, 
 @pytest.mark.parametrize(
     ("option", "expected"),
     [
-        ("--log-file", "Cannot write the log file /nonexistent/x.log"),
+        ("--log-file", "Cannot open the log file /nonexistent/x.log"),
         ("--pidfile", "Cannot open the pidfile /nonexistent/x.pid"),
     ],
 )

@@ -20,7 +20,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -29,6 +28,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from mysqlpool.budget import process_budget, set_budget
+from mysqlpool.daemon.daemonfile import Owner, absolute
 from mysqlpool.daemon.logfile import open_log_file, reopen_log_files
 from mysqlpool.daemon.pidfile import PidFile
 from mysqlpool.daemon.supervisor import EXIT_BOOT_FAILED, Supervisor
@@ -162,10 +162,11 @@ class PooledDaemonCommand(BaseCommand):
             raise CommandError("--max-jobs recycles worker processes: it needs --processes.")
         # Everything that can fail is tried before anything forks or detaches;
         # python-daemon makes "/" the working directory, so paths become absolute.
-        pidfile = PidFile(Path(options["pidfile"]).resolve()) if options["pidfile"] else None
+        owner = Owner.current()
+        pidfile = PidFile(absolute(options["pidfile"]), owner) if options["pidfile"] else None
         if pidfile is not None:
             pidfile.check_free()
-        log_handler = open_log_file(Path(options["log_file"]).resolve()) if options["log_file"] else None
+        log_handler = open_log_file(absolute(options["log_file"]), owner) if options["log_file"] else None
         if options["daemonize"]:
             self._detach(log_handler)
         if pidfile is not None:

@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import logging
+import os
+from io import TextIOWrapper
 from pathlib import Path
 
-from django.core.management.base import CommandError
+from mysqlpool.daemon.daemonfile import DaemonFile, Owner
 
 FORMAT = "%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"
 
+logger = logging.getLogger("mysqlpool.daemon")
 
-def open_log_file(path: Path) -> logging.FileHandler:
+
+class LogFile(logging.FileHandler):
+    """A FileHandler whose file is opened as a daemon's must be (see daemonfile)."""
+
+    def __init__(self, path: Path, owner: Owner) -> None:
+        self.path, self.owner = path, owner
+        super().__init__(path, encoding="utf-8")
+
+    def _open(self) -> TextIOWrapper:
+        fd = DaemonFile(self.path, "log file", self.owner, os.O_APPEND).detach()
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def open_log_file(path: Path, owner: Owner) -> LogFile:
     """A handler on ``path`` for the root logger, or a CommandError saying why not."""
-    try:
-        handler = logging.FileHandler(path, delay=False)
-    except OSError as error:
-        raise CommandError(f"Cannot write the log file {path}: {error.strerror}.") from None
+    handler = LogFile(path, owner)
     handler.setFormatter(logging.Formatter(FORMAT))
     root = logging.getLogger()
     root.addHandler(handler)

@@ -13,56 +13,60 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
+from mysqlpool.daemon.daemonfile import DaemonFile, Owner
+
 
 class PidFile:
     """The pidfile at ``path``, locked by the process that writes its pid in it."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self._owner: int | None = None
+    def __init__(self, path: Path, owner: Owner) -> None:
+        self.path, self.owner = path, owner
+        self._file: DaemonFile | None = None
+        self._writer: int | None = None
 
     def check_free(self) -> None:
         """CommandError naming the running instance, if one holds the pidfile."""
-        fd = self._open()
-        try:
-            self._lock(fd)
-        finally:
-            os.close(fd)
+        file = self._open_locked()
+        file.close()
 
     def acquire(self) -> None:
         """Lock the pidfile for this process and write its pid in it."""
-        fd = self._open()
+        file = self._open_locked()
         try:
-            self._lock(fd)
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            os.ftruncate(file.fd, 0)
+            os.write(file.fd, f"{os.getpid()}\n".encode())
         except BaseException:
-            os.close(fd)
+            file.close()
             raise
-        self._fd, self._owner = fd, os.getpid()
+        self._file, self._writer = file, os.getpid()
 
     def release(self) -> None:
         """Remove the pidfile, in the process that wrote it only (never a forked child)."""
-        if self._fd is None or self._owner != os.getpid():
+        if self._file is None or self._writer != os.getpid():
             return
         try:
-            self.path.unlink(missing_ok=True)
+            self._file.unlink()
         finally:
-            os.close(self._fd)
-            self._fd = None
+            self._file.close()
+            self._file = None
 
-    def _open(self) -> int:
+    def _open_locked(self) -> DaemonFile:
+        file = DaemonFile(self.path, "pidfile", self.owner)
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as error:
-            raise CommandError(f"Cannot open the pidfile {self.path}: {error.strerror}.") from None
-
-    def _lock(self, fd: int) -> None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(file.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid = self.path.read_text().strip() or "unknown"
+            pid = _pid_in(file.fd)
+            file.close()
             raise CommandError(
                 f"Already running: the pidfile {self.path} is held by pid {pid}. Stop that process first."
             ) from None
+        except BaseException:
+            file.close()
+            raise
+        return file
+
+
+def _pid_in(fd: int) -> str:
+    """The pid written in the pidfile, or 'unknown': its content is shown only if it is one."""
+    text = os.pread(fd, 32, 0).strip()
+    return text.decode() if text.isdigit() else "unknown"
