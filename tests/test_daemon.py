@@ -348,6 +348,45 @@ def test_daemonize_with_a_locked_pidfile(
     assert "started" not in states(units)
 
 
+def test_a_start_racing_a_detaching_daemon_is_refused_in_its_terminal(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    """The pidfile is locked before detaching, and stays locked.
+
+    strace holds the first daemon in ``setsid()``, in the middle of detaching, while
+    a second start runs: the second must fail where its launcher can tell.
+    """
+    pidfile, log = tmp_path / "worker.pid", tmp_path / "worker.log"
+    args = ["tests.jobs.record_unit", "--daemonize", "--pidfile", str(pidfile)]
+    strace = ["strace", "-f", "-qq", "-o", "/dev/null", "--seccomp-bpf", "-e", "trace=setsid"]
+    strace += ["-e", "inject=setsid:delay_exit=10000000", sys.executable]
+    first = start_worker(database_server, *args, "--log-file", str(log), python=strace)
+    try:
+        wait_for(log.exists)  # its pidfile checked, its log open: now detaching
+        second = start_worker(database_server, *args)
+        _, stderr = second.communicate(timeout=60)
+        assert second.returncode != 0, stderr
+        assert f"Already running: the pidfile {pidfile} is held by pid" in stderr
+    finally:
+        stop_daemons(pidfile, first)
+    assert "units done" in log.read_text()
+
+
+def stop_daemons(pidfile: Path, strace: subprocess.Popen[str]) -> None:
+    """Stop each daemon that holds ``pidfile`` until strace, which lives as long as them, ends."""
+    stopped: set[str] = set()
+
+    def ended() -> bool:
+        pid = log_text(pidfile).strip()
+        if pid.isdigit() and pid not in stopped:  # once: a second SIGTERM cuts it short
+            os.kill(int(pid), signal.SIGTERM)
+            stopped.add(pid)
+        return strace.poll() is not None
+
+    wait_for(ended, timeout=60)
+    strace.communicate()
+
+
 @pytest.mark.parametrize("processes", [0, 2])
 def test_sighup_reopens_the_log_file(
     database_server: dbserver.Server, units: Server, tmp_path: Path, processes: int

@@ -165,13 +165,14 @@ class PooledDaemonCommand(BaseCommand):
         owner = Owner.current()
         pidfile = PidFile(absolute(options["pidfile"]), owner) if options["pidfile"] else None
         if pidfile is not None:
-            pidfile.check_free()
-        log_handler = open_log_file(absolute(options["log_file"]), owner) if options["log_file"] else None
-        if options["daemonize"]:
-            self._detach(log_handler)
-        if pidfile is not None:
-            pidfile.acquire()
+            pidfile.lock()
         try:
+            log_handler = open_log_file(absolute(options["log_file"]), owner) if options["log_file"] else None
+            if options["daemonize"]:
+                kept = [log_handler.stream] if log_handler is not None else []
+                self._detach([*kept, *(pidfile.descriptors() if pidfile is not None else [])])
+            if pidfile is not None:
+                pidfile.write_pid()
             status = self._run(options)
         finally:
             if pidfile is not None:
@@ -179,17 +180,18 @@ class PooledDaemonCommand(BaseCommand):
         if status:
             raise CommandError(f"Stopped with status {status}: see the log above.", returncode=status)
 
-    def _detach(self, log_handler: logging.FileHandler | None) -> None:
+    def _detach(self, files_preserve: list[object]) -> None:
         # python-daemon closes every descriptor it is not told to keep: no pooled
-        # socket may be open, and the log file's must be kept. Its default signal
-        # map would turn SIGTERM into SystemExit; ours are installed later.
+        # socket may be open, and the log file's and the pidfile's must be kept
+        # (the pidfile stays locked through the detach). Its default signal map
+        # would turn SIGTERM into SystemExit; ours are installed later.
         connections.close_all()
         close_pool()
         context = daemon.DaemonContext(
             working_directory=os.getcwd(),
             umask=0o022,
             detach_process=True,
-            files_preserve=[log_handler.stream] if log_handler is not None else [],
+            files_preserve=files_preserve,
             signal_map={},
         )
         context.open()

@@ -24,33 +24,12 @@ class PidFile:
         self._file: DaemonFile | None = None
         self._writer: int | None = None
 
-    def check_free(self) -> None:
-        """CommandError naming the running instance, if one holds the pidfile."""
-        file = self._open_locked()
-        file.close()
+    def lock(self) -> None:
+        """Lock the pidfile, or a CommandError naming the running instance that holds it.
 
-    def acquire(self) -> None:
-        """Lock the pidfile for this process and write its pid in it."""
-        file = self._open_locked()
-        try:
-            os.ftruncate(file.fd, 0)
-            os.write(file.fd, f"{os.getpid()}\n".encode())
-        except BaseException:
-            file.close()
-            raise
-        self._file, self._writer = file, os.getpid()
-
-    def release(self) -> None:
-        """Remove the pidfile, in the process that wrote it only (never a forked child)."""
-        if self._file is None or self._writer != os.getpid():
-            return
-        try:
-            self._file.unlink()
-        finally:
-            self._file.close()
-            self._file = None
-
-    def _open_locked(self) -> DaemonFile:
+        Before detaching, so that a refused start fails where its launcher can tell;
+        the lock lasts as long as the descriptor, which the daemon keeps.
+        """
         file = DaemonFile(self.path, "pidfile", self.owner)
         try:
             fcntl.flock(file.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -63,7 +42,28 @@ class PidFile:
         except BaseException:
             file.close()
             raise
-        return file
+        self._file = file
+
+    def descriptors(self) -> list[int]:
+        """The descriptors to keep open while detaching."""
+        return [self._file.fd, self._file.dir_fd] if self._file is not None else []
+
+    def write_pid(self) -> None:
+        """Write the pid of this process (the daemon's, once detached) in the locked pidfile."""
+        assert self._file is not None, "lock() first"
+        os.ftruncate(self._file.fd, 0)
+        os.pwrite(self._file.fd, f"{os.getpid()}\n".encode(), 0)
+        self._writer = os.getpid()
+
+    def release(self) -> None:
+        """Remove the pidfile, in the process that wrote it only (never a forked child)."""
+        if self._file is None or self._writer not in (None, os.getpid()):
+            return
+        try:
+            self._file.unlink()
+        finally:
+            self._file.close()
+            self._file = None
 
 
 def _pid_in(fd: int) -> str:
