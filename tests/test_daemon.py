@@ -408,6 +408,29 @@ def test_sighup_reopens_the_log_file(
     assert log.read_text().count(" stopped after ") == max(processes, 1)  # each worker's summary
 
 
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_log_that_cannot_be_reopened_is_kept(
+    database_server: dbserver.Server, units: Server, tmp_path: Path, processes: int
+) -> None:
+    """SIGHUP once the log's directory is gone: a warning, and every process goes on."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    args = ["--processes", str(processes)] if processes else []
+    worker = start_logging_worker(database_server, logs / "worker.log", "tests.jobs.record_unit", *args)
+    wait_for(lambda: states(units).get("done", 0) >= 1)
+    logs.rename(tmp_path / "gone")
+    old = tmp_path / "gone" / "worker.log"
+    worker.send_signal(signal.SIGHUP)
+    warning = f"Cannot open the log file {logs / 'worker.log'}: No such file or directory. Still writing"
+    wait_for(lambda: log_text(old).count(warning) == 1 + processes or worker.poll() is not None)
+    done = states(units).get("done", 0)
+    wait_for(lambda: states(units).get("done", 0) >= done + 5 or worker.poll() is not None)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    assert "started" not in states(units)
+    assert log_text(old).count(" stopped after ") == max(processes, 1)
+
+
 def test_systemd_notifications(database_server: dbserver.Server, units: Server, tmp_path: Path) -> None:
     import socket
 

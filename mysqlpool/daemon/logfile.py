@@ -7,6 +7,8 @@ import os
 from io import TextIOWrapper
 from pathlib import Path
 
+from django.core.management.base import CommandError
+
 from mysqlpool.daemon.daemonfile import DaemonFile, Owner
 
 FORMAT = "%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"
@@ -41,9 +43,21 @@ def reopen_log_files() -> None:
     """After logrotate moved them: every FileHandler of the root logger opens its path anew."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
-            handler.acquire()
-            try:
-                handler.close()
-                handler.stream = handler._open()
-            finally:
-                handler.release()
+            _reopen(handler)
+
+
+def _reopen(handler: logging.FileHandler) -> None:
+    # The new file first: a daemon that cannot open it (its directory gone, the
+    # disk full) keeps writing to the old one rather than dying.
+    try:
+        stream = handler._open()
+    except CommandError as error:  # LogFile's, naming the file and why
+        reason = str(error)
+    except OSError as error:
+        reason = f"Cannot open the log file {handler.baseFilename}: {error.strerror}."
+    else:
+        previous = handler.setStream(stream)
+        if previous is not None:
+            previous.close()
+        return
+    logger.warning("%s Still writing to the previous one.", reason)
