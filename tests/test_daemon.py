@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -429,6 +430,24 @@ def test_a_log_that_cannot_be_reopened_is_kept(
     assert code == 0, stderr
     assert "started" not in states(units)
     assert log_text(old).count(" stopped after ") == max(processes, 1)
+
+
+def test_a_reopened_log_keeps_the_operators_umask(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    pidfile, log = tmp_path / "worker.pid", tmp_path / "worker.log"
+    args = ["tests.jobs.record_unit", "--daemonize", "--pidfile", str(pidfile), "--log-file", str(log)]
+    launcher = start_worker(database_server, *args, umask=0o077)
+    launcher.communicate(timeout=30)
+    wait_for(lambda: log_text(pidfile).strip().isdigit())
+    pid = int(pidfile.read_text())
+    log.rename(tmp_path / "worker.log.1")
+    os.kill(pid, signal.SIGHUP)
+    wait_for(log.exists)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not alive(pid))
+    assert stat.S_IMODE((tmp_path / "worker.log.1").stat().st_mode) == 0o600
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
 
 
 def test_systemd_notifications(database_server: dbserver.Server, units: Server, tmp_path: Path) -> None:

@@ -189,7 +189,7 @@ class PooledDaemonCommand(BaseCommand):
         close_pool()
         context = daemon.DaemonContext(
             working_directory=os.getcwd(),
-            umask=0o022,
+            umask=_umask(),  # the operator's: a log reopened after detaching gets it too
             detach_process=True,
             files_preserve=files_preserve,
             signal_map={},
@@ -293,6 +293,13 @@ class _Progress:
             budget["limit"] if budget["limit"] is not None else "none",
             budget["waits"],
         )
+
+
+def _umask() -> int:
+    """The umask of this process (os.umask() reads it only by setting it)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _jittered(max_jobs: int | None) -> int | None:
