@@ -204,6 +204,11 @@ def test_a_second_signal_exits_at_once(
             ["tests.jobs.record_unit", "--progress-interval", "0.5"],
             "argument --progress-interval: '0.5' is not a number of seconds >= 1",
         ),
+        (
+            ["tests.jobs.record_unit", "--user", "no-such-user"],
+            "argument --user: 'no-such-user' is not a user name or uid of this system",
+        ),
+        (["tests.jobs.record_unit", "--group", "4000000"], "argument --group: '4000000' is not a group name"),
         *(
             (
                 ["tests.jobs.record_unit", option, "1e300"],

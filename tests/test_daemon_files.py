@@ -7,7 +7,9 @@ as /tmp is; the daemon runs as root, as an init script runs it.
 from __future__ import annotations
 
 import fcntl
+import grp
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -177,3 +179,45 @@ def test_the_sticky_directory_and_a_fresh_file_of_the_daemon_are_fine(
     assert code == 0, stderr
     assert " stopped after " in log.read_text()
     assert not pidfile.exists()
+
+
+def process_ids(pid: int) -> dict[str, list[int]]:
+    """The Uid, Gid and Groups lines of the process's /proc status."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    fields = dict(line.split(":", 1) for line in lines)
+    return {name: [int(n) for n in fields[name].split()] for name in ("Uid", "Gid", "Groups")}
+
+
+def test_user_and_group_give_up_roots_privileges(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    """The files are opened as root and given to the user; the master and workers run as it."""
+    nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    run = tmp_path / "run"
+    run.mkdir()
+    os.chown(run, nobody, nogroup)  # where the user may remove its pidfile
+    pidfile, log = run / "app.pid", tmp_path / "app.log"
+    master = start_worker(
+        database_server,
+        *("tests.jobs.record_uid_unit", "--processes", "1", "--user", "nobody", "--group", "nogroup"),
+        *("--pidfile", str(pidfile), "--log-file", str(log)),
+    )
+    wait_for(lambda: states(units).get(f"uid{nobody}", 0) >= 1)
+    assert set(states(units)) == {f"uid{nobody}"}
+    assert process_ids(master.pid) == {"Uid": [nobody] * 4, "Gid": [nogroup] * 4, "Groups": [nogroup]}
+    for path in (pidfile, log):
+        assert (path.stat().st_uid, path.stat().st_gid) == (nobody, nogroup)
+    code, stderr = stop(master)
+    assert code == 0, stderr
+    assert "Running as root" not in stderr
+    assert not pidfile.exists()
+
+
+def test_without_user_a_root_daemon_says_it_runs_as_root(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    worker = start_worker(database_server, "tests.jobs.record_unit")
+    wait_for(lambda: states(units).get("done", 0) >= 1)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    assert "Running as root: so do the units of work (--user gives root's privileges up)" in stderr

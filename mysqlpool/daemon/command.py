@@ -28,9 +28,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from mysqlpool.budget import process_budget, set_budget
-from mysqlpool.daemon.daemonfile import Owner, absolute
+from mysqlpool.daemon.daemonfile import absolute
 from mysqlpool.daemon.logfile import open_log_file, reopen_log_files
 from mysqlpool.daemon.pidfile import PidFile
+from mysqlpool.daemon.privileges import become, daemon_owner, group_named, user_named
 from mysqlpool.daemon.supervisor import EXIT_BOOT_FAILED, Supervisor
 from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.daemon.threads import WorkerThreads
@@ -145,6 +146,15 @@ class PooledDaemonCommand(BaseCommand):
         )
         parser.add_argument("--log-file", help="Append the log to this file; SIGHUP reopens it.")
         parser.add_argument(
+            "--user",
+            type=user_named,
+            help="Run as this user (a name or uid), once the pidfile and the log are open: "
+            "they are given to it. Started as root, the units of work run as root without it.",
+        )
+        parser.add_argument(
+            "--group", type=group_named, help="Run in this group (a name or gid; default: the user's)."
+        )
+        parser.add_argument(
             "--graceful-timeout",
             type=_seconds(0),
             default=self.graceful_timeout,
@@ -162,12 +172,15 @@ class PooledDaemonCommand(BaseCommand):
             raise CommandError("--max-jobs recycles worker processes: it needs --processes.")
         # Everything that can fail is tried before anything forks or detaches;
         # python-daemon makes "/" the working directory, so paths become absolute.
-        owner = Owner.current()
+        owner = daemon_owner(options["user"], options["group"])
         pidfile = PidFile(absolute(options["pidfile"]), owner) if options["pidfile"] else None
         if pidfile is not None:
             pidfile.lock()
         try:
             log_handler = open_log_file(absolute(options["log_file"]), owner) if options["log_file"] else None
+            become(owner, options["user"])
+            if owner.uid == 0:
+                logger.warning("Running as root: so do the units of work (--user gives root's privileges up)")
             if options["daemonize"]:
                 kept = [log_handler.stream] if log_handler is not None else []
                 self._detach([*kept, *(pidfile.descriptors() if pidfile is not None else [])])

@@ -160,7 +160,7 @@ def _check_file(fd: int, path: Path, what: str, owner: Owner) -> None:
         raise _refuse(what, path, f"it has {found.st_nlink} hard links")
     if found.st_mode & stat.S_IWOTH:
         raise _refuse(what, path, "every user can write to it")
-    if found.st_uid != owner.uid:
+    if owner != Owner.current():  # the daemon becomes its user once its files are open
         os.fchown(fd, owner.uid, owner.gid)
 
 

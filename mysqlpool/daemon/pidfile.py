@@ -8,12 +8,15 @@ daemon's life can: the kernel drops it when the process ends, however it ends.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
 from mysqlpool.daemon.daemonfile import DaemonFile, Owner
+
+logger = logging.getLogger("mysqlpool.daemon")
 
 
 class PidFile:
@@ -61,6 +64,12 @@ class PidFile:
             return
         try:
             self._file.unlink()
+        except PermissionError:
+            logger.warning(
+                "Cannot remove the pidfile %s: the daemon's user cannot write to its directory. "
+                "The next start takes it over.",
+                self.path,
+            )
         finally:
             self._file.close()
             self._file = None
