@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -157,6 +160,26 @@ def test_a_unit_raising_system_exit_stops_the_process_with_a_failure(
     assert "SystemExit: this unit exits on purpose" in stderr
     assert ", 1 failed" in stderr
     assert "started" not in states(units)  # the other thread's unit finished
+
+
+def test_a_database_outage_does_not_flood_the_log(database_server: dbserver.Server, tmp_path: Path) -> None:
+    """Each failure of a kind is logged once with its traceback, then counted per progress line."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: every connect is refused
+        down = dataclasses.replace(database_server, host="127.0.0.1", port=closed.getsockname()[1])
+        log = tmp_path / "worker.log"
+        args = ["tests.jobs.record_unit", "--threads", "8", "--progress-interval", "1"]
+        worker = start_logging_worker(down, log, *args)
+        wait_for(lambda: log_text(log).count(" running after ") >= 3)
+        code, stderr = stop(worker)
+    assert code == 0, stderr
+    text = log.read_text()
+    assert text.count("A unit of work failed") == 1, text  # one traceback in all
+    assert text.count("Traceback (most recent call last)") == 3  # its chain: pool, driver, Django
+    assert "Can't connect to server on '127.0.0.1'" in text
+    assert "more times in the last" in text
+    failed = re.findall(r" stopped after .* units done \(.*\), (\d+) failed", text)
+    assert int(failed[-1]) > 8  # every thread failed, and again
 
 
 def test_more_threads_than_the_budget_share_its_connections(

@@ -286,6 +286,7 @@ class _Progress:
             self.log("running")
 
     def log(self, state: str) -> None:
+        self.workers.failures.report()
         self._last = now = time.monotonic()
         elapsed = now - self.started
         pools = {

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
 
 from mysqlpool.autoclose import auto_close_db
+from mysqlpool.daemon.failures import FailureLog
 
 logger = logging.getLogger("mysqlpool.daemon")
 
-# After a unit raised: wait this long before the next, doubling up to the maximum,
-# so that a broken dependency does not turn into a busy loop of tracebacks.
+# After a unit raised: wait about this long before the next, doubling up to the
+# maximum, so that a broken dependency does not turn into a busy loop. Each wait
+# is drawn between half the backoff and the backoff: threads that failed together
+# (a database outage) do not retry in lockstep.
 ERROR_BACKOFF = 0.1
-MAX_ERROR_BACKOFF = 5.0
+MAX_ERROR_BACKOFF = 30.0
 
 
 class WorkerThreads:
@@ -22,7 +26,7 @@ class WorkerThreads:
 
     ``unit`` returns something truthy when it did work and falsy when there was
     nothing to do; then the thread sleeps ``interval`` (waking at once on stop). A
-    unit that raises is logged with its traceback and the thread carries on after
+    unit that raises is logged (see FailureLog) and the thread carries on after
     a short backoff: a worker thread never dies silently. A unit that raises
     SystemExit (``exit()``) or another BaseException stops the process instead,
     and sets ``aborted``. A unit in flight when
@@ -49,6 +53,7 @@ class WorkerThreads:
         self.boot_failed = threading.Event()
         # Set when a unit raised a BaseException that is no Exception.
         self.aborted = threading.Event()
+        self.failures = FailureLog()
         self._count_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._run, name=f"worker-{number}", daemon=True)
@@ -84,10 +89,10 @@ class WorkerThreads:
                 try:
                     with auto_close_db():
                         did_work = self.unit()
-                except Exception:
-                    logger.exception("A unit of work failed; the thread carries on")
+                except Exception as error:
+                    self.failures.failed(error)
                     self._count(errors=1)
-                    self.stop.wait(backoff)
+                    self.stop.wait(random.uniform(backoff / 2, backoff))
                     backoff = min(backoff * 2, MAX_ERROR_BACKOFF)
                     continue
                 except BaseException as error:
