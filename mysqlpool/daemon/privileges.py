@@ -10,34 +10,36 @@ import argparse
 import grp
 import os
 import pwd
+from collections.abc import Callable
+from typing import TypeVar
 
 from django.core.management.base import CommandError
 
 from mysqlpool.daemon.daemonfile import Owner
 
+Entry = TypeVar("Entry")
+
 
 def user_named(text: str) -> pwd.struct_passwd:
     """An argparse type: the user with this name or uid, or a clear error."""
-    try:
-        return pwd.getpwnam(text)
-    except KeyError:
-        pass
-    try:
-        return pwd.getpwuid(int(text))
-    except (KeyError, ValueError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a user name or uid of this system") from None
+    return _entry(text, pwd.getpwnam, pwd.getpwuid, "a user name or uid")
 
 
 def group_named(text: str) -> grp.struct_group:
     """An argparse type: the group with this name or gid, or a clear error."""
+    return _entry(text, grp.getgrnam, grp.getgrgid, "a group name or gid")
+
+
+def _entry(text: str, by_name: Callable[[str], Entry], by_id: Callable[[int], Entry], allowed: str) -> Entry:
+    """The entry of the system's database named ``text``, or numbered ``text``."""
     try:
-        return grp.getgrnam(text)
+        return by_name(text)
     except KeyError:
         pass
     try:
-        return grp.getgrgid(int(text))
+        return by_id(int(text))
     except (KeyError, ValueError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a group name or gid of this system") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {allowed} of this system") from None
 
 
 def daemon_owner(user: pwd.struct_passwd | None, group: grp.struct_group | None) -> Owner:
