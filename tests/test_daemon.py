@@ -53,9 +53,9 @@ def start_worker(
     )
 
 
-def refused(database_server: dbserver.Server, *args: str) -> str:
+def refused(database_server: dbserver.Server, *args: str, command: str = "run_pooled_worker") -> str:
     """Start a worker that must refuse to start; what it said."""
-    worker = start_worker(database_server, *args)
+    worker = start_worker(database_server, *args, command=command)
     try:
         _, stderr = worker.communicate(timeout=30)
     finally:
@@ -246,6 +246,13 @@ def test_bad_input_is_a_clear_error_before_anything_starts(
 ) -> None:
     assert expected in refused(database_server, *args)
     assert states(units) == {}
+
+
+def test_a_class_attribute_in_seconds_is_checked_as_its_option(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    stderr = refused(database_server, command="sleepy_worker")
+    assert "argument --interval: '1e+300' is not a number of seconds >= 0 and <= 31536000" in stderr
 
 
 def worker_pids(server: Server) -> set[int]:

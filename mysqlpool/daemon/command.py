@@ -76,7 +76,11 @@ def _seconds(minimum: float) -> Callable[[str], float]:
 
 
 class PooledDaemonCommand(BaseCommand):
-    """Base class of worker daemons; override ``handle_job()``."""
+    """Base class of worker daemons; override ``handle_job()``.
+
+    The defaults in seconds are given to argparse as text, which it parses as if
+    typed: a class attribute out of range is refused as the option would be.
+    """
 
     threads: int = 1
     processes: int = 0
@@ -132,7 +136,7 @@ class PooledDaemonCommand(BaseCommand):
         parser.add_argument(
             "--interval",
             type=_seconds(0),
-            default=self.interval,
+            default=str(self.interval),
             help=f"Seconds a thread sleeps when a unit found nothing to do (default {self.interval}).",
         )
         parser.add_argument(
@@ -157,13 +161,13 @@ class PooledDaemonCommand(BaseCommand):
         parser.add_argument(
             "--graceful-timeout",
             type=_seconds(0),
-            default=self.graceful_timeout,
+            default=str(self.graceful_timeout),
             help=f"Seconds units in flight get to finish after SIGTERM (default {self.graceful_timeout}).",
         )
         parser.add_argument(
             "--progress-interval",
             type=_seconds(1),
-            default=self.progress_interval,
+            default=str(self.progress_interval),
             help=f"Seconds between two progress lines of a worker (default {self.progress_interval}).",
         )
 
