@@ -45,6 +45,18 @@ def exiting_unit() -> bool:
     return record_unit()
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this exception cannot be printed")
+
+
+def unprintable_unit() -> bool:
+    """Every third unit raises an exception that str() fails on."""
+    if next(_calls) % 3 == 0:
+        raise Unprintable()
+    return record_unit()
+
+
 def flaky_unit() -> bool:
     """Every third unit fails."""
     if next(_calls) % 3 == 0:

@@ -146,6 +146,17 @@ def test_a_failing_unit_is_logged_and_the_thread_carries_on(
     assert "ValueError: this unit failed on purpose" in stderr
 
 
+def test_a_unit_raising_an_unprintable_exception_is_logged_and_the_thread_carries_on(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    worker = start_worker(database_server, "tests.jobs.unprintable_unit", "--interval", "0.01")
+    wait_for(lambda: states(units).get("done", 0) >= 4 or worker.poll() is not None)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    assert "A unit of work failed; the thread carries on" in stderr
+    assert "tests.jobs.Unprintable" in stderr
+
+
 def test_a_unit_raising_system_exit_stops_the_process_with_a_failure(
     database_server: dbserver.Server, units: Server
 ) -> None:

@@ -52,5 +52,8 @@ class FailureLog:
 
     def _kind(self, error: BaseException) -> str:
         name = f"{type(error).__module__}.{type(error).__qualname__}"
-        kind = f"{name}: {error}"
+        try:
+            kind = f"{name}: {error}"
+        except Exception:  # a broken __str__ must not end the thread that reports it
+            return name
         return kind if kind in self._repeats or len(self._repeats) < MAX_KINDS else name
