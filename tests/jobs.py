@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+import threading
+import time
 
 from django.db import connection
 
@@ -43,6 +45,13 @@ def exiting_unit() -> bool:
     if next(_calls) == 2:
         sys.exit("this unit exits on purpose")
     return record_unit()
+
+
+def failing_unit() -> bool:
+    """Always fails, after writing when and in which thread to the file $FAILURE_TIMES."""
+    with open(os.environ["FAILURE_TIMES"], "a") as times:
+        times.write(f"{threading.current_thread().name} {time.monotonic()}\n")
+    raise RuntimeError("this unit always fails")
 
 
 class Unprintable(Exception):

@@ -146,6 +146,29 @@ def test_a_failing_unit_is_logged_and_the_thread_carries_on(
     assert "ValueError: this unit failed on purpose" in stderr
 
 
+def test_threads_that_fail_together_do_not_retry_in_lockstep(
+    database_server: dbserver.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without jitter, the 4th try of every thread came 0.1 + 0.2 + 0.4 s after its 1st."""
+    times = tmp_path / "failures"
+    monkeypatch.setenv("FAILURE_TIMES", str(times))
+    worker = start_worker(database_server, "tests.jobs.failing_unit", "--threads", "4")
+
+    def tries() -> dict[str, list[float]]:
+        by_thread: dict[str, list[float]] = {}
+        for line in log_text(times).splitlines():
+            thread, when = line.split()
+            by_thread.setdefault(thread, []).append(float(when))
+        return by_thread
+
+    wait_for(lambda: len(tries()) == 4 and all(len(t) >= 4 for t in tries().values()))
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    gaps = [t[3] - t[0] for t in tries().values()]
+    assert all(0.35 <= gap for gap in gaps), gaps  # each wait at least half the backoff
+    assert min(gaps) < 0.65, gaps  # all four near 0.7 s: a chance of 1 in millions
+
+
 def test_a_unit_raising_an_unprintable_exception_is_logged_and_the_thread_carries_on(
     database_server: dbserver.Server, units: Server
 ) -> None:
