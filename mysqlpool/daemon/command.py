@@ -28,7 +28,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from mysqlpool.budget import process_budget, set_budget
-from mysqlpool.daemon.daemonfile import absolute
+from mysqlpool.daemon.daemonfile import Owner, absolute
 from mysqlpool.daemon.logfile import open_log_file, reopen_log_files
 from mysqlpool.daemon.pidfile import PidFile
 from mysqlpool.daemon.privileges import become, daemon_owner, group_named, user_named
@@ -181,21 +181,25 @@ class PooledDaemonCommand(BaseCommand):
         if pidfile is not None:
             pidfile.lock()
         try:
-            log_handler = open_log_file(absolute(options["log_file"]), owner) if options["log_file"] else None
-            become(owner, options["user"])
-            if owner.uid == 0:
-                logger.warning("Running as root: so do the units of work (--user gives root's privileges up)")
-            if options["daemonize"]:
-                kept = [log_handler.stream] if log_handler is not None else []
-                self._detach([*kept, *(pidfile.descriptors() if pidfile is not None else [])])
-            if pidfile is not None:
-                pidfile.write_pid()
+            self._start(options, owner, pidfile)
             status = self._run(options)
         finally:
             if pidfile is not None:
                 pidfile.release()
         if status:
             raise CommandError(f"Stopped with status {status}: see the log above.", returncode=status)
+
+    def _start(self, options: dict[str, Any], owner: Owner, pidfile: PidFile | None) -> None:
+        """Open the log, become the daemon's user, detach if asked, write the pid."""
+        log_handler = open_log_file(absolute(options["log_file"]), owner) if options["log_file"] else None
+        become(owner, options["user"])
+        if owner.uid == 0:
+            logger.warning("Running as root: so do the units of work (--user gives root's privileges up)")
+        if options["daemonize"]:
+            kept = [log_handler.stream] if log_handler is not None else []
+            self._detach([*kept, *(pidfile.descriptors() if pidfile is not None else [])])
+        if pidfile is not None:
+            pidfile.write_pid()
 
     def _detach(self, files_preserve: list[object]) -> None:
         # python-daemon closes every descriptor it is not told to keep: no pooled
