@@ -26,12 +26,12 @@ class WorkerThreads:
 
     ``unit`` returns something truthy when it did work and falsy when there was
     nothing to do; then the thread sleeps ``interval`` (waking at once on stop). A
-    unit that raises is logged (see FailureLog) and the thread carries on after
-    a short backoff: a worker thread never dies silently. A unit that raises
-    SystemExit (``exit()``) or another BaseException stops the process instead,
-    and sets ``aborted``. A unit in flight when
-    ``stop`` is set finishes; none starts after it. After ``max_units`` units done,
-    ``stop`` is set (a worker process is then recycled).
+    unit that raises is logged (see FailureLog) and the thread carries on after a
+    backoff: a worker thread never dies silently. A unit that raises SystemExit
+    (``exit()``) or another BaseException stops the process instead, and sets
+    ``aborted``. A unit in flight when ``stop`` is set finishes; none starts after
+    it. After ``max_units`` units done, ``stop`` is set (a worker process is then
+    recycled).
     """
 
     def __init__(
