@@ -162,6 +162,7 @@ def test_the_pidfile_is_removed_at_exit_only_if_it_is_still_the_daemons(
     code, stderr = stop(worker)
     assert code == 0, stderr
     assert pidfile.read_text() == "another file\n"
+    assert f"The pidfile {pidfile} is gone or is another file now: left as it is" in stderr
 
 
 def test_the_sticky_directory_and_a_fresh_file_of_the_daemon_are_fine(

@@ -60,17 +60,17 @@ class DaemonFile:
     """The file at ``path``, open for reading and writing (created if missing), and its directory."""
 
     def __init__(self, path: Path, what: str, owner: Owner, flags: int = 0) -> None:
-        self.path, self.what = path, what
+        self.path = path
         self.dir_fd = _open_directory(path, what, owner)
         try:
             self.fd = _open_file(self.dir_fd, path, what, flags)
-            try:
-                _check_file(self.fd, path, what, owner)
-            except BaseException:
-                os.close(self.fd)
-                raise
         except BaseException:
             os.close(self.dir_fd)
+            raise
+        try:
+            _check_file(self.fd, path, what, owner)
+        except BaseException:
+            self.close()
             raise
 
     def detach(self) -> int:

@@ -63,7 +63,8 @@ class PidFile:
         if self._file is None or self._writer not in (None, os.getpid()):
             return
         try:
-            self._file.unlink()
+            if not self._file.unlink():
+                logger.warning("The pidfile %s is gone or is another file now: left as it is", self.path)
         except PermissionError:
             logger.warning(
                 "Cannot remove the pidfile %s: the daemon's user cannot write to its directory. "
