@@ -14,8 +14,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -41,102 +42,117 @@ def shared_tmp() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
+class Places(NamedTuple):
+    shared: Path  # like /tmp
+    private: Path  # root's own
+    victim: Path  # a file of root's, that a trap points at
+
+
 @pytest.fixture
-def victim(tmp_path: Path) -> Path:
-    """A file of root's that a trap points at."""
-    path = tmp_path / "victim"
-    path.write_text("precious\n")
-    return path
+def places(shared_tmp: Path, tmp_path: Path) -> Places:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    return Places(shared_tmp, tmp_path, victim)
 
 
 def as_nobody(*command: str) -> None:
     subprocess.run(command, user="nobody", group="nogroup", check=True)
 
 
-@pytest.mark.parametrize("option", OPTIONS)
-def test_a_symbolic_link_is_refused(
-    database_server: dbserver.Server, units: Server, shared_tmp: Path, victim: Path, option: str
-) -> None:
-    trap = shared_tmp / "app.file"
-    as_nobody("ln", "-s", str(victim), str(trap))
-    stderr = refused(database_server, "tests.jobs.record_unit", option, str(trap))
-    assert f"Refusing the {WHAT[option]} {trap}: it is a symbolic link." in stderr
-    assert victim.read_text() == "precious\n"
-    assert trap.is_symlink()
-    assert states(units) == {}
+def symbolic_link(places: Places) -> tuple[Path, str]:
+    """The file the link names would be overwritten, then deleted at exit."""
+    trap = places.shared / "app.file"
+    as_nobody("ln", "-s", str(places.victim), str(trap))
+    return trap, "it is a symbolic link"
 
 
-@pytest.mark.parametrize("option", OPTIONS)
-def test_a_symbolic_link_on_the_way_is_refused(
-    database_server: dbserver.Server, units: Server, shared_tmp: Path, victim: Path, option: str
-) -> None:
-    as_nobody("ln", "-s", str(victim.parent), str(shared_tmp / "run"))
-    stderr = refused(database_server, "tests.jobs.record_unit", option, str(shared_tmp / "run" / victim.name))
-    assert "it is reached through 'run', a symbolic link of nobody (uid 65534)." in stderr
-    assert victim.read_text() == "precious\n"
-
-
-@pytest.mark.parametrize("option", OPTIONS)
-def test_a_file_of_another_user_is_refused(
-    database_server: dbserver.Server, units: Server, shared_tmp: Path, option: str
-) -> None:
-    """Its owner could write another pid in it, for ``kill $(cat pidfile)`` to kill."""
-    trap = shared_tmp / "app.file"
-    as_nobody("sh", "-c", f"umask 0 && echo 1 > {trap}")
-    stderr = refused(database_server, "tests.jobs.record_unit", option, str(trap))
-    assert (
-        f"Refusing the {WHAT[option]} {trap}: it belongs to nobody (uid 65534), not to the daemon's user."
-        in stderr
+def symbolic_link_on_the_way(places: Places) -> tuple[Path, str]:
+    """O_NOFOLLOW protects the last name only."""
+    as_nobody("ln", "-s", str(places.victim.parent), str(places.shared / "run"))
+    return places.shared / "run" / places.victim.name, (
+        "it is reached through 'run', a symbolic link of nobody (uid 65534)"
     )
-    assert trap.read_text() == "1\n"
 
 
-@pytest.mark.parametrize("option", OPTIONS)
-def test_a_file_every_user_can_write_to_is_refused(
-    database_server: dbserver.Server, units: Server, tmp_path: Path, option: str
-) -> None:
-    path = tmp_path / "app.file"
-    path.touch(mode=0o666)
+def file_of_another_user(places: Places) -> tuple[Path, str]:
+    """Its owner could write another pid in it, for ``kill $(cat pidfile)`` to kill."""
+    trap = places.shared / "app.file"
+    as_nobody("sh", "-c", f"umask 0 && echo 1 > {trap}")
+    return trap, "it belongs to nobody (uid 65534), not to the daemon's user"
+
+
+def file_every_user_can_write_to(places: Places) -> tuple[Path, str]:
+    path = places.private / "app.file"
+    path.touch()
     path.chmod(0o666)
-    stderr = refused(database_server, "tests.jobs.record_unit", option, str(path))
-    assert f"Refusing the {WHAT[option]} {path}: every user can write to it." in stderr
+    return path, "every user can write to it"
 
 
-@pytest.mark.parametrize("option", OPTIONS)
-def test_a_hard_link_is_refused(
-    database_server: dbserver.Server, units: Server, tmp_path: Path, victim: Path, option: str
-) -> None:
-    link = tmp_path / "app.file"
-    os.link(victim, link)
-    stderr = refused(database_server, "tests.jobs.record_unit", option, str(link))
-    assert f"Refusing the {WHAT[option]} {link}: it has 2 hard links." in stderr
-    assert victim.read_text() == "precious\n"
+def hard_link(places: Places) -> tuple[Path, str]:
+    link = places.private / "app.file"
+    os.link(places.victim, link)
+    return link, "it has 2 hard links"
 
 
-@pytest.mark.parametrize("option", OPTIONS)
-def test_a_fifo_is_refused_at_once(
-    database_server: dbserver.Server, units: Server, tmp_path: Path, option: str
-) -> None:
+def fifo(places: Places) -> tuple[Path, str]:
     """Not a start that waits for ever for a reader, nor a raw OSError."""
-    fifo = tmp_path / "app.file"
-    os.mkfifo(fifo)
-    stderr = refused(database_server, "tests.jobs.record_unit", option, str(fifo))
-    assert f"Refusing the {WHAT[option]} {fifo}: it is a FIFO." in stderr
+    path = places.private / "app.file"
+    os.mkfifo(path)
+    return path, "it is a FIFO"
 
 
-@pytest.mark.parametrize("option", OPTIONS)
-def test_a_directory_every_user_can_write_to_without_the_sticky_bit_is_refused(
-    database_server: dbserver.Server, units: Server, tmp_path: Path, option: str
-) -> None:
-    """Any user could rename the file away and put their own in its place."""
-    shared = tmp_path / "shared"
+def directory_every_user_can_write_to(places: Places) -> tuple[Path, str]:
+    """Without the sticky bit: any user could rename the file away and put theirs in its place."""
+    shared = places.private / "shared"
     shared.mkdir()
     shared.chmod(0o777)
-    stderr = refused(database_server, "tests.jobs.record_unit", option, str(shared / "app.file"))
-    assert (
-        f"Refusing the {WHAT[option]} {shared / 'app.file'}: every user can write to its directory" in stderr
+    return shared / "app.file", (
+        "every user can write to its directory, which has no sticky bit, so any of them could "
+        "replace it; use a directory that only the daemon's user can write to"
     )
-    assert not (shared / "app.file").exists()
+
+
+def snapshot(*paths: Path) -> list[tuple[int, ...] | None]:
+    """What each path is (not following a link), and when it was changed."""
+    found = []
+    for path in paths:
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            found.append(None)
+        else:
+            found.append((info.st_mode, info.st_uid, info.st_nlink, info.st_size, info.st_mtime_ns))
+    return found
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.parametrize(
+    "trap",
+    [
+        symbolic_link,
+        symbolic_link_on_the_way,
+        file_of_another_user,
+        file_every_user_can_write_to,
+        hard_link,
+        fifo,
+        directory_every_user_can_write_to,
+    ],
+    ids=lambda trap: trap.__name__,
+)
+def test_a_trap_is_refused_and_left_as_it_is(
+    database_server: dbserver.Server,
+    units: Server,
+    places: Places,
+    trap: Callable[[Places], tuple[Path, str]],
+    option: str,
+) -> None:
+    path, reason = trap(places)
+    before = snapshot(path, places.victim)
+    stderr = refused(database_server, "tests.jobs.record_unit", option, str(path))
+    assert f"Refusing the {WHAT[option]} {path}: {reason}." in stderr
+    assert snapshot(path, places.victim) == before
+    assert places.victim.read_text() == "precious\n"
+    assert states(units) == {}
 
 
 def test_a_held_pidfile_shows_its_content_only_if_it_is_a_pid(
