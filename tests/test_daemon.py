@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -428,9 +429,7 @@ def test_a_start_racing_a_detaching_daemon_is_refused_in_its_terminal(
     """
     pidfile, log = tmp_path / "worker.pid", tmp_path / "worker.log"
     args = ["tests.jobs.record_unit", "--daemonize", "--pidfile", str(pidfile)]
-    strace = ["strace", "-f", "-qq", "-o", "/dev/null", "--seccomp-bpf", "-e", "trace=setsid"]
-    strace += ["-e", "inject=setsid:delay_exit=10000000", sys.executable]
-    first = start_worker(database_server, *args, "--log-file", str(log), python=strace)
+    first = start_worker(database_server, *args, "--log-file", str(log), python=held_in("setsid", 10))
     try:
         wait_for(log.exists)  # its pidfile checked, its log open: now detaching
         second = start_worker(database_server, *args)
@@ -442,8 +441,41 @@ def test_a_start_racing_a_detaching_daemon_is_refused_in_its_terminal(
     assert "units done" in log.read_text()
 
 
-def stop_daemons(pidfile: Path, strace: subprocess.Popen[str]) -> None:
-    """Stop each daemon that holds ``pidfile`` until strace, which lives as long as them, ends."""
+def test_a_reload_once_the_pid_is_written_kills_no_daemon(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    """``kill -HUP $(cat pidfile)`` (logrotate) may come before the daemon's handlers are in place.
+
+    strace holds the daemon for 2 s right after it wrote its pid; SIGHUPs come meanwhile.
+    """
+    pidfile = tmp_path / "worker.pid"
+    daemon = start_worker(
+        database_server, "tests.jobs.record_unit", "--pidfile", str(pidfile), python=held_in("pwrite64", 2)
+    )
+    try:
+        wait_for(lambda: log_text(pidfile).strip().isdigit())
+        pid = int(pidfile.read_text())
+        deadline = time.monotonic() + 60
+        while states(units).get("done", 0) < 1 and alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+        assert states(units).get("done", 0) >= 1
+    finally:
+        stderr = stop_daemons(pidfile, daemon)
+    assert daemon.returncode == 0, stderr
+
+
+def held_in(syscall: str, seconds: int) -> list[str]:
+    """A command that runs Python under strace, held ``seconds`` on returning from ``syscall``."""
+    strace = ["strace", "-f", "-qq", "-o", "/dev/null", "--seccomp-bpf", "-e", f"trace={syscall}"]
+    return [*strace, "-e", f"inject={syscall}:delay_exit={seconds * 1_000_000}", sys.executable]
+
+
+def stop_daemons(pidfile: Path, strace: subprocess.Popen[str]) -> str:
+    """Stop each daemon that holds ``pidfile`` until strace, which lives as long as them, ends.
+
+    What strace's command wrote to stderr.
+    """
     stopped: set[str] = set()
 
     def ended() -> bool:
@@ -454,7 +486,7 @@ def stop_daemons(pidfile: Path, strace: subprocess.Popen[str]) -> None:
         return strace.poll() is not None
 
     wait_for(ended, timeout=60)
-    strace.communicate()
+    return strace.communicate()[1]
 
 
 @pytest.mark.parametrize("processes", [0, 2])

@@ -180,10 +180,15 @@ class PooledDaemonCommand(BaseCommand):
         pidfile = PidFile(absolute(options["pidfile"]), owner) if options["pidfile"] else None
         if pidfile is not None:
             pidfile.lock()
+        # Once the pid is written, `kill -HUP $(cat pidfile)` may come at once, and
+        # SIGHUP's default action ends a process: the signals wait until the
+        # handlers of the master or of the worker are in place, which unblock them.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _StopSignals.SIGNALS)
         try:
             self._start(options, owner, pidfile)
             status = self._run(options)
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if pidfile is not None:
                 pidfile.release()
         if status:
@@ -246,15 +251,20 @@ class PooledDaemonCommand(BaseCommand):
         )
         progress = _Progress(workers, options["progress_interval"])
         watchdog = Watchdog()
+        # Started while the signals are blocked (see handle()), the worker threads
+        # keep them blocked: only the main thread takes them, and a storm of
+        # reloads never interrupts the query of a unit.
+        workers.start()
         with _StopSignals(stop) as signals:
-            workers.start()
             notify("READY=1")
             while not stop.wait(1.0):
+                if signals.stop_requested:
+                    stop.set()
                 if master is not None and os.getppid() != master:
                     logger.warning("The master process is gone: stopping")
                     stop.set()
-                if signals.reopen.is_set():
-                    signals.reopen.clear()
+                if signals.reopen_requested:
+                    signals.reopen_requested = False
                     reopen_log_files()
                 if workers.alive():  # systemd restarts a process that no longer works
                     watchdog.ping_if_due()
@@ -267,7 +277,7 @@ class PooledDaemonCommand(BaseCommand):
                 options["graceful_timeout"],
             )
             finished = workers.join(options["graceful_timeout"])
-        if signals.reopen.is_set():  # a SIGHUP just before the stop: the last lines go to the new file
+        if signals.reopen_requested:  # a SIGHUP just before the stop: the last lines go to the new file
             reopen_log_files()
         progress.log("stopped")
         close_pool()
@@ -330,19 +340,23 @@ def _jittered(max_jobs: int | None) -> int | None:
 
 
 class _StopSignals:
-    """SIGTERM and SIGINT set ``stop``; a second one ends the process at once.
-    SIGHUP asks for the log files to be reopened.
+    """SIGTERM and SIGINT ask for a stop; a second one, or one once ``stop`` is set,
+    ends the process at once. SIGHUP asks for the log files to be reopened.
 
-    The handlers only record the signal: the main thread does the work. The signals
-    are unblocked once the handlers are in place (a forked worker starts with them
-    blocked), so that one sent meanwhile is handled, not lost or fatal.
+    The handlers only record the signal in a flag: the main thread does the work,
+    within a second. A handler runs between any two bytecodes of the main thread,
+    inside another handler (a storm of reloads) or an Event's lock too: taking a
+    lock there could deadlock. The signals are unblocked once the handlers are in
+    place (the daemon blocks them from the moment its pid is known), so that one
+    sent meanwhile is handled, not lost or fatal.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
-        self.reopen = threading.Event()
+        self.stop_requested = False
+        self.reopen_requested = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopSignals:
@@ -354,11 +368,13 @@ class _StopSignals:
     def __exit__(self, *exc_info: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        # A reload during the last lines must not turn a clean stop into a death.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
-            self.reopen.set()
+            self.reopen_requested = True
             return
-        if self.stop.is_set():
+        if self.stop_requested or self.stop.is_set():  # is_set() takes no lock
             os._exit(EXIT_CUT_SHORT)
-        self.stop.set()
+        self.stop_requested = True

@@ -49,8 +49,9 @@ class WorkersKeepFailing(Exception):
 class Supervisor:
     """Keeps ``processes`` workers running ``run_worker`` (which returns an exit status).
 
-    ``run_worker`` starts with SIGTERM, SIGINT and SIGHUP blocked: it installs its
-    handlers, then unblocks them.
+    ``run()`` unblocks the signals it handles once its handlers are in place (they
+    may be blocked until then). ``run_worker`` starts with SIGTERM, SIGINT and
+    SIGHUP blocked: it installs its handlers, then unblocks them.
     """
 
     def __init__(self, processes: int, run_worker: Callable[[], int], graceful_timeout: float) -> None:
@@ -68,6 +69,7 @@ class Supervisor:
         """Supervise until SIGTERM or SIGINT; return the master's exit status."""
         for signum in _HANDLED:
             signal.signal(signum, self._queue_signal)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         watchdog = Watchdog()
         try:
             self._spawn_missing()
@@ -137,9 +139,7 @@ class Supervisor:
                 signal.signal(signum, signal.SIG_DFL)
             # SIGHUP's default action would end the worker: a reload sent at the
             # wrong moment must not. The worker's signals stay blocked (pending,
-            # not lost) until run_worker() has its handlers in place and unblocks
-            # them; ignored, a HUP after those handlers are gone is harmless too.
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            # not lost) until run_worker() has its handlers in place and unblocks them.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             status = self.run_worker()
         finally:
