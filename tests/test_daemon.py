@@ -485,8 +485,15 @@ def stop_daemons(pidfile: Path, strace: subprocess.Popen[str]) -> str:
             stopped.add(pid)
         return strace.poll() is not None
 
-    wait_for(ended, timeout=60)
-    return strace.communicate()[1]
+    try:
+        wait_for(ended, timeout=60)
+    finally:
+        if strace.poll() is None:  # a daemon that did not stop is killed, not left behind
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        _, stderr = strace.communicate(timeout=30)
+    return stderr
 
 
 @pytest.mark.parametrize("processes", [0, 2])
