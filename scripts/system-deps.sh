@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # Make sure the system has what `make test` needs outside Python: a C compiler,
 # pkg-config and the MariaDB client headers to build mysqlclient (it has no Linux
-# wheels), and mariadbd to run the tests' throwaway server. Installs what is
+# wheels), mariadbd to run the tests' throwaway server, and strace. Installs what is
 # missing with apt-get when run as root on Debian or Ubuntu; otherwise prints the
 # command to run and fails. With "bench" as second argument, also what `make bench`
-# counts with: valgrind (callgrind) and strace.
+# counts with: valgrind (callgrind).
 set -euo pipefail
 
 python=${1:-python3}
 missing=()
 if [ "${2:-}" = bench ]; then
     command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
-    command -v strace >/dev/null 2>&1 || missing+=(strace)
 fi
 
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
@@ -23,6 +22,8 @@ have_sbin() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 have_sbin mariadbd || missing+=(mariadb-server-core)
 command -v mariadb-install-db >/dev/null 2>&1 || missing+=(mariadb-server-core)
 command -v my_print_defaults >/dev/null 2>&1 || missing+=(mariadb-client-core)
+# A daemon test holds a start in setsid() with strace's fault injection.
+command -v strace >/dev/null 2>&1 || missing+=(strace)
 if ! "$python" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
     missing+=(python3-dev)
 fi

@@ -67,6 +67,18 @@ def server(transactional_db: None) -> Iterator[Server]:
 
 
 @pytest.fixture
+def units(server: Server) -> Server:
+    """The server, with an empty daemon_units table (tests/jobs.py's units write to it)."""
+    server.query(f"USE `{server.database}`")
+    server.query(
+        "CREATE TABLE IF NOT EXISTS daemon_units "
+        "(id INT AUTO_INCREMENT PRIMARY KEY, pid INT, state VARCHAR(10)) ENGINE=InnoDB"
+    )
+    server.query("DELETE FROM daemon_units")
+    return server
+
+
+@pytest.fixture
 def make_wrapper(transactional_db: None) -> Iterator[Callable[..., DatabaseWrapper]]:
     """Build pooled wrappers of fresh aliases on the test database.
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
+import threading
+import time
 
 from django.db import connection
 
@@ -21,6 +24,46 @@ def record_unit(work: float = 0.02) -> bool:
         cursor.execute("SELECT SLEEP(%s)", [work])
         cursor.execute("UPDATE daemon_units SET state = 'done' WHERE id = %s", [unit])
     return True
+
+
+def record_uid_unit() -> bool:
+    """A unit that records the user it runs as, in its state."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO daemon_units (pid, state) VALUES (%s, %s)", [os.getpid(), f"uid{os.geteuid()}"]
+        )
+    return True
+
+
+def quick_unit() -> bool:
+    """A unit that takes no time and no connection."""
+    return True
+
+
+def exiting_unit() -> bool:
+    """The third unit calls sys.exit(), as a unit calling exit() does."""
+    if next(_calls) == 2:
+        sys.exit("this unit exits on purpose")
+    return record_unit()
+
+
+def failing_unit() -> bool:
+    """Always fails, after writing when and in which thread to the file $FAILURE_TIMES."""
+    with open(os.environ["FAILURE_TIMES"], "a") as times:
+        times.write(f"{threading.current_thread().name} {time.monotonic()}\n")
+    raise RuntimeError("this unit always fails")
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("this exception cannot be printed")
+
+
+def unprintable_unit() -> bool:
+    """Every third unit raises an exception that str() fails on."""
+    if next(_calls) % 3 == 0:
+        raise Unprintable()
+    return record_unit()
 
 
 def flaky_unit() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from django.db import connections
@@ -15,9 +16,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_command(
-    database_server: dbserver.Server, *args: str, settings: str = "tests.daemon_settings", **environ: str
+    database_server: dbserver.Server,
+    *args: str,
+    settings: str = "tests.daemon_settings",
+    umask: int = -1,
+    python: Sequence[str] = (sys.executable,),
+    **environ: str,
 ) -> subprocess.Popen[str]:
-    """``python -m django ARGS`` in a fresh process, on the test database (see tests/daemon_settings.py)."""
+    """``python -m django ARGS`` in a fresh process, on the test database (see tests/daemon_settings.py).
+
+    ``python`` may be a command that runs Python (under strace, say); ``umask`` is
+    the process's, if not -1.
+    """
     env = {
         **os.environ,
         **database_server.environ(),
@@ -27,12 +37,13 @@ def start_command(
         **environ,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "django", *args],
+        [*python, "-m", "django", *args],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        umask=umask,
     )
 
 

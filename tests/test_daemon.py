@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
+import re
 import signal
+import socket
+import stat
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +27,26 @@ from tests.processes import server_connections_of, start_command
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def units(server: Server) -> Server:
-    server.query(f"USE `{server.database}`")
-    server.query(
-        "CREATE TABLE IF NOT EXISTS daemon_units "
-        "(id INT AUTO_INCREMENT PRIMARY KEY, pid INT, state VARCHAR(10)) ENGINE=InnoDB"
-    )
-    server.query("DELETE FROM daemon_units")
-    return server
-
-
 def start_worker(
-    database_server: dbserver.Server, *args: str, command: str = "run_pooled_worker"
+    database_server: dbserver.Server,
+    *args: str,
+    command: str = "run_pooled_worker",
+    umask: int = -1,
+    python: Sequence[str] = (sys.executable,),
 ) -> subprocess.Popen[str]:
-    return start_command(database_server, command, *args)
+    """``python -m django command args``; ``python`` may be a command that runs it."""
+    return start_command(database_server, command, *args, umask=umask, python=python)
+
+
+def refused(database_server: dbserver.Server, *args: str, command: str = "run_pooled_worker") -> str:
+    """Start a worker that must refuse to start; what it said."""
+    worker = start_worker(database_server, *args, command=command)
+    try:
+        _, stderr = worker.communicate(timeout=30)
+    finally:
+        worker.kill()  # one that started would run for ever
+    assert worker.returncode != 0, stderr
+    return stderr
 
 
 def start_logging_worker(database_server: dbserver.Server, log: Path, *args: str) -> subprocess.Popen[str]:
@@ -120,6 +131,76 @@ def test_a_failing_unit_is_logged_and_the_thread_carries_on(
     assert "ValueError: this unit failed on purpose" in stderr
 
 
+def test_threads_that_fail_together_do_not_retry_in_lockstep(
+    database_server: dbserver.Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without jitter, the 4th try of every thread came 0.1 + 0.2 + 0.4 s after its 1st."""
+    times = tmp_path / "failures"
+    monkeypatch.setenv("FAILURE_TIMES", str(times))
+    worker = start_worker(database_server, "tests.jobs.failing_unit", "--threads", "4")
+
+    def tries() -> dict[str, list[float]]:
+        by_thread: dict[str, list[float]] = {}
+        for line in log_text(times).splitlines():
+            thread, when = line.split()
+            by_thread.setdefault(thread, []).append(float(when))
+        return by_thread
+
+    wait_for(lambda: len(tries()) == 4 and all(len(t) >= 4 for t in tries().values()))
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    gaps = [t[3] - t[0] for t in tries().values()]
+    assert all(0.35 <= gap for gap in gaps), gaps  # each wait at least half the backoff
+    assert min(gaps) < 0.65, gaps  # all four near 0.7 s: a chance of 1 in millions
+
+
+def test_a_unit_raising_an_unprintable_exception_is_logged_and_the_thread_carries_on(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    worker = start_worker(database_server, "tests.jobs.unprintable_unit", "--interval", "0.01")
+    wait_for(lambda: states(units).get("done", 0) >= 4 or worker.poll() is not None)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    assert "A unit of work failed; the thread carries on" in stderr
+    assert "tests.jobs.Unprintable" in stderr
+
+
+def test_a_unit_raising_system_exit_stops_the_process_with_a_failure(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    """Not a thread gone silently while the process goes on with fewer."""
+    worker = start_worker(database_server, "tests.jobs.exiting_unit", "--threads", "2", "--interval", "0.01")
+    try:
+        _, stderr = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert worker.returncode == 4, stderr
+    assert "A unit of work raised SystemExit: stopping the process" in stderr
+    assert "SystemExit: this unit exits on purpose" in stderr
+    assert ", 1 failed" in stderr
+    assert "started" not in states(units)  # the other thread's unit finished
+
+
+def test_a_database_outage_does_not_flood_the_log(database_server: dbserver.Server, tmp_path: Path) -> None:
+    """Each failure of a kind is logged once with its traceback, then counted per progress line."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: every connect is refused
+        down = dataclasses.replace(database_server, host="127.0.0.1", port=closed.getsockname()[1])
+        log = tmp_path / "worker.log"
+        args = ["tests.jobs.record_unit", "--threads", "8", "--progress-interval", "1"]
+        worker = start_logging_worker(down, log, *args)
+        wait_for(lambda: log_text(log).count(" running after ") >= 3)
+        code, stderr = stop(worker)
+    assert code == 0, stderr
+    text = log.read_text()
+    assert text.count("A unit of work failed") == 1, text  # one traceback in all
+    assert text.count("Traceback (most recent call last)") == 3  # its chain: pool, driver, Django
+    assert "Can't connect to server on '127.0.0.1'" in text
+    assert "more times in the last" in text
+    failed = re.findall(r" stopped after .* units done \(.*\), (\d+) failed", text)
+    assert int(failed[-1]) > 8  # every thread failed, and again
+
+
 def test_more_threads_than_the_budget_share_its_connections(
     database_server: dbserver.Server, units: Server, sessions_peak: list[int]
 ) -> None:
@@ -165,16 +246,32 @@ def test_a_second_signal_exits_at_once(
             ["tests.jobs.record_unit", "--progress-interval", "0.5"],
             "argument --progress-interval: '0.5' is not a number of seconds >= 1",
         ),
+        (
+            ["tests.jobs.record_unit", "--user", "no-such-user"],
+            "argument --user: 'no-such-user' is not a user name or uid of this system",
+        ),
+        (["tests.jobs.record_unit", "--group", "4000000"], "argument --group: '4000000' is not a group name"),
+        *(
+            (
+                ["tests.jobs.record_unit", option, "1e300"],
+                f"argument {option}: '1e300' is not a number of seconds >= {minimum} and <= 31536000",
+            )
+            for option, minimum in [("--graceful-timeout", 0), ("--interval", 0), ("--progress-interval", 1)]
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error_before_anything_starts(
     database_server: dbserver.Server, units: Server, args: list[str], expected: Any
 ) -> None:
-    worker = start_worker(database_server, *args)
-    _, stderr = worker.communicate(timeout=30)
-    assert worker.returncode != 0
-    assert expected in stderr
+    assert expected in refused(database_server, *args)
     assert states(units) == {}
+
+
+def test_a_class_attribute_in_seconds_is_checked_as_its_option(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    stderr = refused(database_server, command="sleepy_worker")
+    assert "argument --interval: '1e+300' is not a number of seconds >= 0 and <= 31536000" in stderr
 
 
 def worker_pids(server: Server) -> set[int]:
@@ -247,6 +344,39 @@ def test_max_jobs_recycles_workers_while_the_master_stays(
     assert len(recycled) >= 2 and set(recycled) == {5}  # 5 units, jitter 5 // 10 = 0
 
 
+def test_quick_recycling_is_no_boot_failure(database_server: dbserver.Server, tmp_path: Path) -> None:
+    """Workers that exit 0 after their --max-jobs, however soon, are respawned for ever."""
+    log = tmp_path / "worker.log"
+    master = start_logging_worker(
+        database_server, log, "tests.jobs.quick_unit", "--processes", "1", "--max-jobs", "5"
+    )
+    wait_for(lambda: log_text(log).count("Started worker") >= 8 or master.poll() is not None)
+    assert master.poll() is None, log_text(log)
+    code, stderr = stop(master)
+    assert code == 0, stderr
+    assert "not respawning" not in stderr
+
+
+def test_a_sighup_storm_kills_no_worker(database_server: dbserver.Server, tmp_path: Path) -> None:
+    """SIGHUPs (systemd's ExecReload) while workers are forked: none dies of one.
+
+    The workers are recycled quickly, so that many HUPs reach one just forked.
+    """
+    log = tmp_path / "worker.log"
+    master = start_logging_worker(
+        database_server, log, "tests.jobs.quick_unit", "--processes", "2", "--max-jobs", "4"
+    )
+    wait_for(lambda: log_text(log).count("Started worker") >= 4)
+    for _ in range(3000):
+        master.send_signal(signal.SIGHUP)
+    started = log_text(log).count("Started worker")
+    wait_for(lambda: log_text(log).count("Started worker") >= started + 4 or master.poll() is not None)
+    code, stderr = stop(master)
+    assert code == 0, stderr
+    assert "exited with -1 " not in stderr  # -SIGHUP
+    assert "not respawning" not in stderr
+
+
 def test_workers_exit_when_the_master_dies(database_server: dbserver.Server, units: Server) -> None:
     master = start_worker(database_server, "tests.jobs.record_unit", "--processes", "2", "--interval", "0.01")
     wait_for(lambda: len(worker_pids(units)) == 2)
@@ -290,6 +420,83 @@ def test_daemonize_with_a_locked_pidfile(
     assert "started" not in states(units)
 
 
+def test_a_start_racing_a_detaching_daemon_is_refused_in_its_terminal(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    """The pidfile is locked before detaching, and stays locked.
+
+    strace holds the first daemon in ``setsid()``, in the middle of detaching, while
+    a second start runs: the second must fail where its launcher can tell.
+    """
+    pidfile, log = tmp_path / "worker.pid", tmp_path / "worker.log"
+    args = ["tests.jobs.record_unit", "--daemonize", "--pidfile", str(pidfile)]
+    first = start_worker(database_server, *args, "--log-file", str(log), python=held_in("setsid", 10))
+    try:
+        wait_for(log.exists)  # its pidfile checked, its log open: now detaching
+        second = start_worker(database_server, *args)
+        _, stderr = second.communicate(timeout=60)
+        assert second.returncode != 0, stderr
+        assert f"Already running: the pidfile {pidfile} is held by pid" in stderr
+    finally:
+        stop_daemons(pidfile, first)
+    assert "units done" in log.read_text()
+
+
+def test_a_reload_once_the_pid_is_written_kills_no_daemon(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    """``kill -HUP $(cat pidfile)`` (logrotate) may come before the daemon's handlers are in place.
+
+    strace holds the daemon for 2 s right after it wrote its pid; SIGHUPs come meanwhile.
+    """
+    pidfile = tmp_path / "worker.pid"
+    daemon = start_worker(
+        database_server, "tests.jobs.record_unit", "--pidfile", str(pidfile), python=held_in("pwrite64", 2)
+    )
+    try:
+        wait_for(lambda: log_text(pidfile).strip().isdigit())
+        pid = int(pidfile.read_text())
+        deadline = time.monotonic() + 60
+        while states(units).get("done", 0) < 1 and alive(pid) and time.monotonic() < deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+        assert states(units).get("done", 0) >= 1
+    finally:
+        stderr = stop_daemons(pidfile, daemon)
+    assert daemon.returncode == 0, stderr
+
+
+def held_in(syscall: str, seconds: int) -> list[str]:
+    """A command that runs Python under strace, held ``seconds`` on returning from ``syscall``."""
+    strace = ["strace", "-f", "-qq", "-o", "/dev/null", "--seccomp-bpf", "-e", f"trace={syscall}"]
+    return [*strace, "-e", f"inject={syscall}:delay_exit={seconds * 1_000_000}", sys.executable]
+
+
+def stop_daemons(pidfile: Path, strace: subprocess.Popen[str]) -> str:
+    """Stop each daemon that holds ``pidfile`` until strace, which lives as long as them, ends.
+
+    What strace's command wrote to stderr.
+    """
+    stopped: set[str] = set()
+
+    def ended() -> bool:
+        pid = log_text(pidfile).strip()
+        if pid.isdigit() and pid not in stopped:  # once: a second SIGTERM cuts it short
+            os.kill(int(pid), signal.SIGTERM)
+            stopped.add(pid)
+        return strace.poll() is not None
+
+    try:
+        wait_for(ended, timeout=60)
+    finally:
+        if strace.poll() is None:  # a daemon that did not stop is killed, not left behind
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        _, stderr = strace.communicate(timeout=30)
+    return stderr
+
+
 @pytest.mark.parametrize("processes", [0, 2])
 def test_sighup_reopens_the_log_file(
     database_server: dbserver.Server, units: Server, tmp_path: Path, processes: int
@@ -309,6 +516,47 @@ def test_sighup_reopens_the_log_file(
     code, stderr = stop(worker)
     assert code == 0, stderr
     assert log.read_text().count(" stopped after ") == max(processes, 1)  # each worker's summary
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_log_that_cannot_be_reopened_is_kept(
+    database_server: dbserver.Server, units: Server, tmp_path: Path, processes: int
+) -> None:
+    """SIGHUP once the log's directory is gone: a warning, and every process goes on."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    args = ["--processes", str(processes)] if processes else []
+    worker = start_logging_worker(database_server, logs / "worker.log", "tests.jobs.record_unit", *args)
+    wait_for(lambda: states(units).get("done", 0) >= 1)
+    logs.rename(tmp_path / "gone")
+    old = tmp_path / "gone" / "worker.log"
+    worker.send_signal(signal.SIGHUP)
+    warning = f"Cannot open the log file {logs / 'worker.log'}: No such file or directory. Still writing"
+    wait_for(lambda: log_text(old).count(warning) == 1 + processes or worker.poll() is not None)
+    done = states(units).get("done", 0)
+    wait_for(lambda: states(units).get("done", 0) >= done + 5 or worker.poll() is not None)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    assert "started" not in states(units)
+    assert log_text(old).count(" stopped after ") == max(processes, 1)
+
+
+def test_a_reopened_log_keeps_the_operators_umask(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    pidfile, log = tmp_path / "worker.pid", tmp_path / "worker.log"
+    args = ["tests.jobs.record_unit", "--daemonize", "--pidfile", str(pidfile), "--log-file", str(log)]
+    launcher = start_worker(database_server, *args, umask=0o077)
+    launcher.communicate(timeout=30)
+    wait_for(lambda: log_text(pidfile).strip().isdigit())
+    pid = int(pidfile.read_text())
+    log.rename(tmp_path / "worker.log.1")
+    os.kill(pid, signal.SIGHUP)
+    wait_for(log.exists)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not alive(pid))
+    assert stat.S_IMODE((tmp_path / "worker.log.1").stat().st_mode) == 0o600
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
 
 
 def test_systemd_notifications(database_server: dbserver.Server, units: Server, tmp_path: Path) -> None:
@@ -341,7 +589,7 @@ def test_systemd_notifications(database_server: dbserver.Server, units: Server, 
 @pytest.mark.parametrize(
     ("option", "expected"),
     [
-        ("--log-file", "Cannot write the log file /nonexistent/x.log"),
+        ("--log-file", "Cannot open the log file /nonexistent/x.log"),
         ("--pidfile", "Cannot open the pidfile /nonexistent/x.pid"),
     ],
 )

@@ -20,7 +20,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -29,8 +28,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from mysqlpool.budget import process_budget, set_budget
+from mysqlpool.daemon.daemonfile import Owner, absolute
 from mysqlpool.daemon.logfile import open_log_file, reopen_log_files
 from mysqlpool.daemon.pidfile import PidFile
+from mysqlpool.daemon.privileges import become, daemon_owner, group_named, user_named
 from mysqlpool.daemon.supervisor import EXIT_BOOT_FAILED, Supervisor
 from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.daemon.threads import WorkerThreads
@@ -40,10 +41,19 @@ logger = logging.getLogger("mysqlpool.daemon")
 
 # Exit status when a second signal, or the graceful timeout, cuts units short.
 EXIT_CUT_SHORT = 1
+# Exit status when a unit raised SystemExit or another BaseException.
+EXIT_UNIT_ABORTED = 4
+
+# The most seconds any option takes. Waits and deadlines fail on huge values (a
+# wait longer than threading.TIMEOUT_MAX raises OverflowError), and a year is
+# more than any interval or timeout of a worker needs.
+MAX_SECONDS = 365 * 24 * 3600
 
 
-def _number(kind: Callable[[str], Any], minimum: float, allowed: str) -> Callable[[str], Any]:
-    """An argparse type: ``kind`` of the text, at least ``minimum``, or a clear error."""
+def _number(
+    kind: Callable[[str], Any], minimum: float, allowed: str, maximum: float = math.inf
+) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` of the text, from ``minimum`` to ``maximum``, or a clear error."""
 
     def parse(text: str) -> Any:
         try:
@@ -51,15 +61,26 @@ def _number(kind: Callable[[str], Any], minimum: float, allowed: str) -> Callabl
         except ValueError:
             value = None
         # float() takes "nan" and "inf" too: neither is a number of seconds.
-        if value is None or not math.isfinite(value) or value < minimum:
+        if value is None or not math.isfinite(value) or not minimum <= value <= maximum:
             raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}")
         return value
 
     return parse
 
 
+def _seconds(minimum: float) -> Callable[[str], float]:
+    """An argparse type for seconds: from ``minimum`` to MAX_SECONDS."""
+    allowed = f"a number of seconds >= {minimum:g} and <= {MAX_SECONDS} (365 days)"
+    parse: Callable[[str], float] = _number(float, minimum, allowed, MAX_SECONDS)
+    return parse
+
+
 class PooledDaemonCommand(BaseCommand):
-    """Base class of worker daemons; override ``handle_job()``."""
+    """Base class of worker daemons; override ``handle_job()``.
+
+    The defaults in seconds are given to argparse as text, which it parses as if
+    typed: a class attribute out of range is refused as the option would be.
+    """
 
     threads: int = 1
     processes: int = 0
@@ -114,8 +135,8 @@ class PooledDaemonCommand(BaseCommand):
         )
         parser.add_argument(
             "--interval",
-            type=_number(float, 0, "a number of seconds >= 0"),
-            default=self.interval,
+            type=_seconds(0),
+            default=str(self.interval),
             help=f"Seconds a thread sleeps when a unit found nothing to do (default {self.interval}).",
         )
         parser.add_argument(
@@ -129,15 +150,24 @@ class PooledDaemonCommand(BaseCommand):
         )
         parser.add_argument("--log-file", help="Append the log to this file; SIGHUP reopens it.")
         parser.add_argument(
+            "--user",
+            type=user_named,
+            help="Run as this user (a name or uid), once the pidfile and the log are open: "
+            "they are given to it. Started as root, the units of work run as root without it.",
+        )
+        parser.add_argument(
+            "--group", type=group_named, help="Run in this group (a name or gid; default: the user's)."
+        )
+        parser.add_argument(
             "--graceful-timeout",
-            type=_number(float, 0, "a number of seconds >= 0"),
-            default=self.graceful_timeout,
+            type=_seconds(0),
+            default=str(self.graceful_timeout),
             help=f"Seconds units in flight get to finish after SIGTERM (default {self.graceful_timeout}).",
         )
         parser.add_argument(
             "--progress-interval",
-            type=_number(float, 1, "a number of seconds >= 1"),
-            default=self.progress_interval,
+            type=_seconds(1),
+            default=str(self.progress_interval),
             help=f"Seconds between two progress lines of a worker (default {self.progress_interval}).",
         )
 
@@ -146,33 +176,48 @@ class PooledDaemonCommand(BaseCommand):
             raise CommandError("--max-jobs recycles worker processes: it needs --processes.")
         # Everything that can fail is tried before anything forks or detaches;
         # python-daemon makes "/" the working directory, so paths become absolute.
-        pidfile = PidFile(Path(options["pidfile"]).resolve()) if options["pidfile"] else None
+        owner = daemon_owner(options["user"], options["group"])
+        pidfile = PidFile(absolute(options["pidfile"]), owner) if options["pidfile"] else None
         if pidfile is not None:
-            pidfile.check_free()
-        log_handler = open_log_file(Path(options["log_file"]).resolve()) if options["log_file"] else None
-        if options["daemonize"]:
-            self._detach(log_handler)
-        if pidfile is not None:
-            pidfile.acquire()
+            pidfile.lock()
+        # Once the pid is written, `kill -HUP $(cat pidfile)` may come at once, and
+        # SIGHUP's default action ends a process: the signals wait until the
+        # handlers of the master or of the worker are in place, which unblock them.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _StopSignals.SIGNALS)
         try:
+            self._start(options, owner, pidfile)
             status = self._run(options)
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if pidfile is not None:
                 pidfile.release()
         if status:
             raise CommandError(f"Stopped with status {status}: see the log above.", returncode=status)
 
-    def _detach(self, log_handler: logging.FileHandler | None) -> None:
+    def _start(self, options: dict[str, Any], owner: Owner, pidfile: PidFile | None) -> None:
+        """Open the log, become the daemon's user, detach if asked, write the pid."""
+        log_handler = open_log_file(absolute(options["log_file"]), owner) if options["log_file"] else None
+        become(owner, options["user"])
+        if owner.uid == 0:
+            logger.warning("Running as root: so do the units of work (--user gives root's privileges up)")
+        if options["daemonize"]:
+            kept = [log_handler.stream] if log_handler is not None else []
+            self._detach([*kept, *(pidfile.descriptors() if pidfile is not None else [])])
+        if pidfile is not None:
+            pidfile.write_pid()
+
+    def _detach(self, files_preserve: list[object]) -> None:
         # python-daemon closes every descriptor it is not told to keep: no pooled
-        # socket may be open, and the log file's must be kept. Its default signal
-        # map would turn SIGTERM into SystemExit; ours are installed later.
+        # socket may be open, and the log file's and the pidfile's must be kept
+        # (the pidfile stays locked through the detach). Its default signal map
+        # would turn SIGTERM into SystemExit; ours are installed later.
         connections.close_all()
         close_pool()
         context = daemon.DaemonContext(
             working_directory=os.getcwd(),
-            umask=0o022,
+            umask=_umask(),  # the operator's: a log reopened after detaching gets it too
             detach_process=True,
-            files_preserve=[log_handler.stream] if log_handler is not None else [],
+            files_preserve=files_preserve,
             signal_map={},
         )
         context.open()
@@ -206,17 +251,23 @@ class PooledDaemonCommand(BaseCommand):
         )
         progress = _Progress(workers, options["progress_interval"])
         watchdog = Watchdog()
+        # Started while the signals are blocked (see handle()), the worker threads
+        # keep them blocked: only the main thread takes them, and a storm of
+        # reloads never interrupts the query of a unit.
+        workers.start()
         with _StopSignals(stop) as signals:
-            workers.start()
             notify("READY=1")
             while not stop.wait(1.0):
+                if signals.stop_requested:
+                    stop.set()
                 if master is not None and os.getppid() != master:
                     logger.warning("The master process is gone: stopping")
                     stop.set()
-                if signals.reopen.is_set():
-                    signals.reopen.clear()
+                if signals.reopen_requested:
+                    signals.reopen_requested = False
                     reopen_log_files()
-                watchdog.ping_if_due()
+                if workers.alive():  # systemd restarts a process that no longer works
+                    watchdog.ping_if_due()
                 progress.log_if_due()
             notify("STOPPING=1")
             logger.info(
@@ -226,12 +277,14 @@ class PooledDaemonCommand(BaseCommand):
                 options["graceful_timeout"],
             )
             finished = workers.join(options["graceful_timeout"])
-        if signals.reopen.is_set():  # a SIGHUP just before the stop: the last lines go to the new file
+        if signals.reopen_requested:  # a SIGHUP just before the stop: the last lines go to the new file
             reopen_log_files()
         progress.log("stopped")
         close_pool()
         if workers.boot_failed.is_set():
             return EXIT_BOOT_FAILED
+        if workers.aborted.is_set():
+            return EXIT_UNIT_ABORTED
         if not finished:
             logger.error("Units still running after --graceful-timeout; exiting without them")
             return EXIT_CUT_SHORT
@@ -251,6 +304,7 @@ class _Progress:
             self.log("running")
 
     def log(self, state: str) -> None:
+        self.workers.failures.report()
         self._last = now = time.monotonic()
         elapsed = now - self.started
         pools = {
@@ -273,38 +327,54 @@ class _Progress:
         )
 
 
+def _umask() -> int:
+    """The umask of this process (os.umask() reads it only by setting it)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def _jittered(max_jobs: int | None) -> int | None:
     # Workers started together would otherwise all be recycled at once.
     return None if max_jobs is None else max_jobs + random.randint(0, max_jobs // 10)
 
 
 class _StopSignals:
-    """SIGTERM and SIGINT set ``stop``; a second one ends the process at once.
-    SIGHUP asks for the log files to be reopened.
+    """SIGTERM and SIGINT ask for a stop; a second one, or one once ``stop`` is set,
+    ends the process at once. SIGHUP asks for the log files to be reopened.
 
-    The handlers only record the signal: the main thread does the work.
+    The handlers only record the signal in a flag: the main thread does the work,
+    within a second. A handler runs between any two bytecodes of the main thread,
+    inside another handler (a storm of reloads) or an Event's lock too: taking a
+    lock there could deadlock. The signals are unblocked once the handlers are in
+    place (the daemon blocks them from the moment its pid is known), so that one
+    sent meanwhile is handled, not lost or fatal.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
-        self.reopen = threading.Event()
+        self.stop_requested = False
+        self.reopen_requested = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopSignals:
         for signum in self.SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        # A reload during the last lines must not turn a clean stop into a death.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
-            self.reopen.set()
+            self.reopen_requested = True
             return
-        if self.stop.is_set():
+        if self.stop_requested or self.stop.is_set():  # is_set() takes no lock
             os._exit(EXIT_CUT_SHORT)
-        self.stop.set()
+        self.stop_requested = True

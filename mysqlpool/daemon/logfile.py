@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import logging
+import os
+from io import TextIOWrapper
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
+from mysqlpool.daemon.daemonfile import DaemonFile, Owner
+
 FORMAT = "%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"
 
+logger = logging.getLogger("mysqlpool.daemon")
 
-def open_log_file(path: Path) -> logging.FileHandler:
+
+class LogFile(logging.FileHandler):
+    """A FileHandler whose file is opened as a daemon's must be (see daemonfile)."""
+
+    def __init__(self, path: Path, owner: Owner) -> None:
+        self.path, self.owner = path, owner
+        super().__init__(path, encoding="utf-8")
+
+    def _open(self) -> TextIOWrapper:
+        fd = DaemonFile(self.path, "log file", self.owner, os.O_APPEND).detach()
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def open_log_file(path: Path, owner: Owner) -> LogFile:
     """A handler on ``path`` for the root logger, or a CommandError saying why not."""
-    try:
-        handler = logging.FileHandler(path, delay=False)
-    except OSError as error:
-        raise CommandError(f"Cannot write the log file {path}: {error.strerror}.") from None
+    handler = LogFile(path, owner)
     handler.setFormatter(logging.Formatter(FORMAT))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -28,9 +43,21 @@ def reopen_log_files() -> None:
     """After logrotate moved them: every FileHandler of the root logger opens its path anew."""
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
-            handler.acquire()
-            try:
-                handler.close()
-                handler.stream = handler._open()
-            finally:
-                handler.release()
+            _reopen(handler)
+
+
+def _reopen(handler: logging.FileHandler) -> None:
+    # The new file first: a daemon that cannot open it (its directory gone, the
+    # disk full) keeps writing to the old one rather than dying.
+    try:
+        stream = handler._open()
+    except CommandError as error:  # LogFile's, naming the file and why
+        reason = str(error)
+    except OSError as error:
+        reason = f"Cannot open the log file {handler.baseFilename}: {error.strerror}."
+    else:
+        previous = handler.setStream(stream)
+        if previous is not None:
+            previous.close()
+        return
+    logger.warning("%s Still writing to the previous one.", reason)

@@ -8,61 +8,75 @@ daemon's life can: the kernel drops it when the process ends, however it ends.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from pathlib import Path
 
 from django.core.management.base import CommandError
 
+from mysqlpool.daemon.daemonfile import DaemonFile, Owner
+
+logger = logging.getLogger("mysqlpool.daemon")
+
 
 class PidFile:
     """The pidfile at ``path``, locked by the process that writes its pid in it."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-        self._owner: int | None = None
+    def __init__(self, path: Path, owner: Owner) -> None:
+        self.path, self.owner = path, owner
+        self._file: DaemonFile | None = None
+        self._writer: int | None = None
 
-    def check_free(self) -> None:
-        """CommandError naming the running instance, if one holds the pidfile."""
-        fd = self._open()
-        try:
-            self._lock(fd)
-        finally:
-            os.close(fd)
+    def lock(self) -> None:
+        """Lock the pidfile, or a CommandError naming the running instance that holds it.
 
-    def acquire(self) -> None:
-        """Lock the pidfile for this process and write its pid in it."""
-        fd = self._open()
+        Before detaching, so that a refused start fails where its launcher can tell;
+        the lock lasts as long as the descriptor, which the daemon keeps.
+        """
+        file = DaemonFile(self.path, "pidfile", self.owner)
         try:
-            self._lock(fd)
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd, self._owner = fd, os.getpid()
-
-    def release(self) -> None:
-        """Remove the pidfile, in the process that wrote it only (never a forked child)."""
-        if self._fd is None or self._owner != os.getpid():
-            return
-        try:
-            self.path.unlink(missing_ok=True)
-        finally:
-            os.close(self._fd)
-            self._fd = None
-
-    def _open(self) -> int:
-        try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as error:
-            raise CommandError(f"Cannot open the pidfile {self.path}: {error.strerror}.") from None
-
-    def _lock(self, fd: int) -> None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(file.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid = self.path.read_text().strip() or "unknown"
+            pid = _pid_in(file.fd)
+            file.close()
             raise CommandError(
                 f"Already running: the pidfile {self.path} is held by pid {pid}. Stop that process first."
             ) from None
+        except BaseException:
+            file.close()
+            raise
+        self._file = file
+
+    def descriptors(self) -> list[int]:
+        """The descriptors to keep open while detaching."""
+        return [self._file.fd, self._file.dir_fd] if self._file is not None else []
+
+    def write_pid(self) -> None:
+        """Write the pid of this process (the daemon's, once detached) in the locked pidfile."""
+        assert self._file is not None, "lock() first"
+        os.ftruncate(self._file.fd, 0)
+        os.pwrite(self._file.fd, f"{os.getpid()}\n".encode(), 0)
+        self._writer = os.getpid()
+
+    def release(self) -> None:
+        """Remove the pidfile, in the process that wrote it only (never a forked child)."""
+        if self._file is None or self._writer not in (None, os.getpid()):
+            return
+        try:
+            if not self._file.unlink():
+                logger.warning("The pidfile %s is gone or is another file now: left as it is", self.path)
+        except PermissionError:
+            logger.warning(
+                "Cannot remove the pidfile %s: the daemon's user cannot write to its directory. "
+                "The next start takes it over.",
+                self.path,
+            )
+        finally:
+            self._file.close()
+            self._file = None
+
+
+def _pid_in(fd: int) -> str:
+    """The pid written in the pidfile, or 'unknown': its content is shown only if it is one."""
+    text = os.pread(fd, 32, 0).strip()
+    return text.decode() if text.isdigit() else "unknown"

@@ -26,8 +26,10 @@ logger = logging.getLogger("mysqlpool.daemon")
 # A worker that exits with this status failed before its first unit (its setup
 # raised): respawning it would fail the same way, so the master stops.
 EXIT_BOOT_FAILED = 3
-# Workers that die this soon after their start count as failing at boot too; this
-# many in a row and the master gives up.
+# A worker is up once it has lived this long. One that fails before (a non-zero
+# exit status) counts as failing at boot too; this many in a row and the master
+# gives up. Exiting 0 is never a failure (--max-jobs recycles quick workers soon),
+# nor is a death by a signal.
 QUICK_DEATH = 1.0
 MAX_QUICK_DEATHS = 5
 MAX_RESPAWN_BACKOFF = 10.0
@@ -45,7 +47,12 @@ class WorkersKeepFailing(Exception):
 
 
 class Supervisor:
-    """Keeps ``processes`` workers running ``run_worker`` (which returns an exit status)."""
+    """Keeps ``processes`` workers running ``run_worker`` (which returns an exit status).
+
+    ``run()`` unblocks the signals it handles once its handlers are in place (they
+    may be blocked until then). ``run_worker`` starts with SIGTERM, SIGINT and
+    SIGHUP blocked: it installs its handlers, then unblocks them.
+    """
 
     def __init__(self, processes: int, run_worker: Callable[[], int], graceful_timeout: float) -> None:
         self.processes = processes
@@ -62,6 +69,7 @@ class Supervisor:
         """Supervise until SIGTERM or SIGINT; return the master's exit status."""
         for signum in _HANDLED:
             signal.signal(signum, self._queue_signal)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
         watchdog = Watchdog()
         try:
             self._spawn_missing()
@@ -110,8 +118,8 @@ class Supervisor:
         while len(self.workers) < self.processes and not self._stopping:
             # A signal that arrived between the fork and the child's own handlers
             # would run the master's handler in the child, and be lost: block them
-            # over the fork. The master then gets its pending ones; the child, with
-            # the default handlers, dies of a TERM before it has started any unit.
+            # over the fork. The master then gets its pending ones; the child gets
+            # its own once its handlers are in place (see _become_worker()).
             signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
             try:
                 pid = fork()
@@ -129,7 +137,10 @@ class Supervisor:
             os.close(self._wake_write)
             for signum in _HANDLED:
                 signal.signal(signum, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
+            # SIGHUP's default action would end the worker: a reload sent at the
+            # wrong moment must not. The worker's signals stay blocked (pending,
+            # not lost) until run_worker() has its handlers in place and unblocks them.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             status = self.run_worker()
         finally:
             logging.shutdown()
@@ -156,11 +167,13 @@ class Supervisor:
             raise WorkersKeepFailing(
                 f"Worker {pid} failed at boot (exit {code}); not respawning: see its error above.", code
             )
-        if lived < QUICK_DEATH:
+        # A worker killed by a signal was killed from outside (an operator, the
+        # OOM killer): respawned at once, it is no reason to give up.
+        if code > 0 and lived < QUICK_DEATH:
             self._quick_deaths += 1
             if self._quick_deaths >= MAX_QUICK_DEATHS:
                 raise WorkersKeepFailing(
-                    f"Workers died within {QUICK_DEATH}s of their start {self._quick_deaths} times in a "
+                    f"Workers failed within {QUICK_DEATH}s of their start {self._quick_deaths} times in a "
                     "row; not respawning.",
                     1,
                 )

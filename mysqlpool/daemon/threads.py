@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
 
 from mysqlpool.autoclose import auto_close_db
+from mysqlpool.daemon.failures import FailureLog
 
 logger = logging.getLogger("mysqlpool.daemon")
 
-# After a unit raised: wait this long before the next, doubling up to the maximum,
-# so that a broken dependency does not turn into a busy loop of tracebacks.
+# After a unit raised: wait about this long before the next, doubling up to the
+# maximum, so that a broken dependency does not turn into a busy loop. Each wait
+# is drawn between half the backoff and the backoff: threads that failed together
+# (a database outage) do not retry in lockstep.
 ERROR_BACKOFF = 0.1
-MAX_ERROR_BACKOFF = 5.0
+MAX_ERROR_BACKOFF = 30.0
 
 
 class WorkerThreads:
@@ -22,10 +26,12 @@ class WorkerThreads:
 
     ``unit`` returns something truthy when it did work and falsy when there was
     nothing to do; then the thread sleeps ``interval`` (waking at once on stop). A
-    unit that raises is logged with its traceback and the thread carries on after
-    a short backoff: a worker thread never dies silently. A unit in flight when
-    ``stop`` is set finishes; none starts after it. After ``max_units`` units done,
-    ``stop`` is set (a worker process is then recycled).
+    unit that raises is logged (see FailureLog) and the thread carries on after a
+    backoff: a worker thread never dies silently. A unit that raises SystemExit
+    (``exit()``) or another BaseException stops the process instead, and sets
+    ``aborted``. A unit in flight when ``stop`` is set finishes; none starts after
+    it. After ``max_units`` units done, ``stop`` is set (a worker process is then
+    recycled).
     """
 
     def __init__(
@@ -45,6 +51,9 @@ class WorkerThreads:
         self.errors = 0
         # Set when on_start raised: the process cannot work, and says so.
         self.boot_failed = threading.Event()
+        # Set when a unit raised a BaseException that is no Exception.
+        self.aborted = threading.Event()
+        self.failures = FailureLog()
         self._count_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._run, name=f"worker-{number}", daemon=True)
@@ -60,7 +69,11 @@ class WorkerThreads:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0))
-        return not any(thread.is_alive() for thread in self._threads)
+        return not self.alive()
+
+    def alive(self) -> bool:
+        """Whether any worker thread is still running."""
+        return any(thread.is_alive() for thread in self._threads)
 
     def _run(self) -> None:
         try:
@@ -76,12 +89,20 @@ class WorkerThreads:
                 try:
                     with auto_close_db():
                         did_work = self.unit()
-                except Exception:
-                    logger.exception("A unit of work failed; the thread carries on")
+                except Exception as error:
+                    self.failures.failed(error)
                     self._count(errors=1)
-                    self.stop.wait(backoff)
+                    self.stop.wait(random.uniform(backoff / 2, backoff))
                     backoff = min(backoff * 2, MAX_ERROR_BACKOFF)
                     continue
+                except BaseException as error:
+                    # SystemExit would end this thread silently, and the process
+                    # would go on with fewer threads: it stops, with a failure.
+                    logger.exception("A unit of work raised %s: stopping the process", type(error).__name__)
+                    self._count(errors=1)
+                    self.aborted.set()
+                    self.stop.set()
+                    return
                 backoff = ERROR_BACKOFF
                 if did_work:
                     self._count(done=1)
