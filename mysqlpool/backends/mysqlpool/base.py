@@ -308,9 +308,10 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
 
     def _close(self) -> None:
         lease = self._lease
-        if lease.record is not None and self._failed_health_check():
-            self._discard(ConnectionResetError("the connection failed Django's health check"))
-        elif lease.record is not None:
+        if lease.record is not None:
+            if self._failed_health_check():
+                self._discard(ConnectionResetError("the connection failed Django's health check"))
+                return
             # Closed inside atomic(), or through _close() alone, Django keeps
             # self.connection and expects it closed (with the transaction rolled
             # back by the server): discard it, so the object Django keeps is dead
