@@ -20,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from sqlalchemy import pool as sqla_pool
 
 from mysqlpool.errors import ObsoleteSettingWarning
+from mysqlpool.network import DEFAULT_KEEPALIVE, KEEPALIVE_ALLOWED, KeepAlive, is_keepalive
 from mysqlpool.resets import ResetStyle
 from mysqlpool.seconds import MAX_SECONDS_TEXT, is_seconds
 
@@ -59,6 +60,10 @@ OBSOLETE_ARGUMENTS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# mysqlpool's own arguments, with their defaults: taken with every pool class, and
+# given to none (see PoolConfig.sqlalchemy_arguments).
+OWN_ARGUMENTS: Mapping[str, Any] = MappingProxyType({"keepalive": DEFAULT_KEEPALIVE})
+
 # Set by mysqlpool itself, never by the user.
 _RESERVED_ARGUMENTS = frozenset({"creator", "dialect", "events", "_dispatch"})
 
@@ -88,6 +93,7 @@ _VALIDATORS: Mapping[str, tuple[Callable[[Any], bool], str]] = MappingProxyType(
             lambda v: v is None or _is_bool(v) or v in ("rollback", "commit", ResetStyle.SESSION.value),
             "'rollback', 'commit', 'session', True, False or None",
         ),
+        "keepalive": (is_keepalive, KEEPALIVE_ALLOWED),
     }
 )
 
@@ -119,9 +125,15 @@ class PoolConfig:
         return ResetStyle.of_setting(self.argument("reset_on_return"))
 
     @property
+    def keepalive(self) -> KeepAlive | None:
+        """The socket settings ``keepalive`` asks for; None if it is off."""
+        seconds = self.argument("keepalive")
+        return None if seconds is None else KeepAlive(seconds)
+
+    @property
     def sqlalchemy_arguments(self) -> dict[str, Any]:
         """The arguments as the SQLAlchemy pool class takes them."""
-        arguments = dict(self.arguments)
+        arguments = {name: value for name, value in self.arguments.items() if name not in OWN_ARGUMENTS}
         # mysqlpool's own style; SQLAlchemy's pool, which never resets mysqlpool's
         # connections itself, is given one it knows.
         if self.reset_style is ResetStyle.SESSION:
@@ -147,7 +159,7 @@ def accepted_arguments(backend: type[sqla_pool.Pool]) -> dict[str, Any]:
         for name, param in inspect.signature(init).parameters.items():
             if name in _VALIDATORS:
                 accepted[name] = param.default
-    return accepted
+    return {**accepted, **OWN_ARGUMENTS}
 
 
 def pool_config(alias: str, settings_dict: Mapping[str, Any]) -> PoolConfig:

@@ -133,6 +133,7 @@ class AliasPool:
         self.orphaned = False
         self.target = {k: connect_params[k] for k in _SHOWN_PARAMS if k in connect_params}
         self._pre_ping = config.argument("pre_ping")
+        self._keepalive = config.keepalive
         # SQLAlchemy's per-checkout proxy, which mysqlpool does without, logs each
         # checkout and check-in with echo="debug": mysqlpool does, in its log.
         self._log_checkouts = config.argument("echo") == "debug"
@@ -186,6 +187,8 @@ class AliasPool:
             self._wait_for_budget_room()
         try:
             connection = PooledConnection(**self.connect_params)
+            if self._keepalive is not None:  # once per server connection, never per checkout
+                self._keepalive.set_on(connection.fileno())  # type: ignore[no-untyped-call]
         except BaseException:
             self.budget.released()
             raise

@@ -30,6 +30,7 @@ from django.views.decorators.debug import sensitive_variables
 from mysqlpool import registry
 from mysqlpool.backends.mysqlpool.creation import DatabaseCreation
 from mysqlpool.connection import PooledConnection
+from mysqlpool.network import with_connect_timeout
 from mysqlpool.pooling import AliasPool, Lease
 
 
@@ -132,10 +133,10 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
 
     @sensitive_variables()  # the password (see registry.pool_for)
     def connection_params_from_settings(self) -> dict[str, Any]:
-        """Django's MySQL connection parameters, without the pool's options."""
+        """Django's MySQL connection parameters, without the pool's options, with a connect_timeout."""
         params: dict[str, Any] = super().get_connection_params()
         params.pop("pool", None)
-        return params
+        return with_connect_timeout(params)
 
     @cached_property
     def mysql_server_data(self) -> dict[str, Any]:
