@@ -55,6 +55,13 @@ def django_db_modify_db_settings(database_server: dbserver.Server) -> None:
 
 
 @pytest.fixture
+def own_database_access(django_db_blocker: Any) -> Iterator[None]:
+    """For tests on a server of their own, not the test database pytest-django guards."""
+    with django_db_blocker.unblock():
+        yield
+
+
+@pytest.fixture
 def server(transactional_db: None) -> Iterator[Server]:
     """The server, with no session on the test database yet."""
     connections.close_all()

@@ -95,6 +95,9 @@ class OwnedServer:
     server: Server
     executor: TCPExecutor
     log: Path
+    # Where it also listens on a Unix socket: from any network namespace, past any
+    # packet filter (tests/netlab.py).
+    socket: Path
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the server's error log, to show when tests failed."""
@@ -135,7 +138,7 @@ def owned_server() -> Iterator[OwnedServer]:
     try:
         executor, server = _start(base, datadir)
         try:
-            yield OwnedServer(server, executor, base / "server.log")
+            yield OwnedServer(server, executor, base / "server.log", base / "server.sock")
         finally:
             executor.stop()
     finally:

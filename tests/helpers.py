@@ -8,9 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import MySQLdb
+from django.db import connections
 
 from mysqlpool import registry
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+from tests import dbserver
 
 
 class Server:
@@ -57,6 +59,25 @@ class Server:
 
     def all_sessions(self) -> set[int]:
         return {row[0] for row in self.processlist()}
+
+
+def admin(server: dbserver.Server, sql: str) -> None:
+    """Run ``sql`` on a server of the tests' own, as its root user."""
+    connection = MySQLdb.connect(
+        host=server.host, port=server.port, user=server.user, password=server.password
+    )
+    with connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+def settings_for(server: dbserver.Server, database: str, **extra: Any) -> dict[str, Any]:
+    """The test settings of an alias, on ``database`` of a server of the tests' own."""
+    settings = dict(connections["default"].settings_dict)
+    settings.update(
+        NAME=database, HOST=server.host, PORT=server.port, USER=server.user, PASSWORD=server.password
+    )
+    settings.update(extra)
+    return settings
 
 
 def connection_id(wrapper: Any) -> int:

@@ -9,16 +9,17 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import MySQLdb
 import pytest
-from django.db import OperationalError, connections
+from django.db import OperationalError
 
 from mysqlpool import registry, set_budget
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from tests import dbserver
-from tests.helpers import request_cycle
+from tests.helpers import admin, request_cycle, settings_for
+
+pytestmark = pytest.mark.usefixtures("own_database_access")
 
 
 @pytest.fixture(scope="module")
@@ -26,21 +27,6 @@ def owned() -> Iterator[dbserver.OwnedServer]:
     with dbserver.owned_server() as server:
         admin(server.server, "CREATE DATABASE faults")
         yield server
-
-
-@pytest.fixture(autouse=True)
-def own_database_access(django_db_blocker: Any) -> Iterator[None]:
-    """These tests use their own server, not the test database pytest-django guards."""
-    with django_db_blocker.unblock():
-        yield
-
-
-def admin(server: dbserver.Server, sql: str) -> None:
-    connection = MySQLdb.connect(
-        host=server.host, port=server.port, user=server.user, password=server.password
-    )
-    with connection, connection.cursor() as cursor:
-        cursor.execute(sql)
 
 
 def wait_until_stopped(pid: int, timeout: float = 10) -> None:
@@ -60,17 +46,8 @@ def wait_until_stopped(pid: int, timeout: float = 10) -> None:
         time.sleep(0.01)
 
 
-def settings_for(server: dbserver.Server, alias: str, **extra: Any) -> dict[str, Any]:
-    settings = dict(connections["default"].settings_dict)
-    settings.update(
-        NAME="faults", HOST=server.host, PORT=server.port, USER=server.user, PASSWORD=server.password
-    )
-    settings.update(extra)
-    return settings
-
-
 def test_a_restart_under_load_costs_only_django_operational_errors(owned: dbserver.OwnedServer) -> None:
-    settings = settings_for(owned.server, "restart", OPTIONS={"pool": {"pool_size": 4, "timeout": 5}})
+    settings = settings_for(owned.server, "faults", OPTIONS={"pool": {"pool_size": 4, "timeout": 5}})
     alias = f"restart{id(settings)}"
     stop = threading.Event()
     restarted_at: list[float] = []
@@ -130,7 +107,7 @@ def test_a_server_refusing_connections_at_startup_leaks_nothing(owned: dbserver.
     time out, and a leaked budget count would refuse it.
     """
     settings = settings_for(
-        owned.server, "startup", OPTIONS={"pool": {"pool_size": 1, "max_overflow": 0, "timeout": 2}}
+        owned.server, "faults", OPTIONS={"pool": {"pool_size": 1, "max_overflow": 0, "timeout": 2}}
     )
     alias = f"startup{id(settings)}"
     wrapper = DatabaseWrapper(settings, alias=alias)
@@ -161,7 +138,7 @@ def test_max_connections_reached_is_a_clear_error_and_the_pool_recovers(owned: d
     admin(server, "SET GLOBAL max_connections = 3")
     holders = []
     try:
-        settings = settings_for(server, "full", USER="limited", PASSWORD="pw")
+        settings = settings_for(server, "faults", USER="limited", PASSWORD="pw")
         alias = f"full{id(settings)}"
         wrapper = DatabaseWrapper(settings, alias=alias)
         while True:  # take every connection the server has left
@@ -187,7 +164,7 @@ def test_max_connections_reached_is_a_clear_error_and_the_pool_recovers(owned: d
 
 
 def test_a_server_that_stops_answering_is_bounded_by_read_timeout(owned: dbserver.OwnedServer) -> None:
-    settings = settings_for(owned.server, "stopped", OPTIONS={"read_timeout": 1, "connect_timeout": 2})
+    settings = settings_for(owned.server, "faults", OPTIONS={"read_timeout": 1, "connect_timeout": 2})
     alias = f"stopped{id(settings)}"
     wrapper = DatabaseWrapper(settings, alias=alias)
     pid = owned.executor.process.pid
