@@ -49,6 +49,7 @@ def test_the_test_settings_pass_every_check() -> None:
         ({"OPTIONS": ["pool"]}, ["mysqlpool.E001"]),
         ({"OPTIONS": {"pool": {"backend": "StaticPool"}}}, ["mysqlpool.E001"]),
         ({"OPTIONS": {"pool": {"timeout": -1}}}, ["mysqlpool.E001"]),
+        ({"OPTIONS": {"pool": {"keepalive": 0}}}, ["mysqlpool.E001"]),
         ({"CONN_MAX_AGE": 600}, ["mysqlpool.E002"]),
         ({"OPTIONS": {"pool": {"use_threadlocal": False}}}, ["mysqlpool.W001"]),
         ({"OPTIONS": {"pool": {"reset_on_return": None}}}, ["mysqlpool.W005"]),

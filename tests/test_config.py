@@ -105,12 +105,29 @@ def test_arguments_mysqlpool_sets_itself_are_refused(name: str) -> None:
         ("echo", "info", "True, False or 'debug'"),
         ("reset_on_return", "rollbak", "'rollback', 'commit', 'session', True, False or None"),
         ("logging_name", "", "a non-empty str"),
+        ("keepalive", 1, "an int of seconds from 2 to 86400, or None to turn it off"),
+        ("keepalive", 86401, "an int of seconds from 2 to 86400, or None to turn it off"),
+        ("keepalive", 2.5, "an int of seconds from 2 to 86400, or None to turn it off"),
+        ("keepalive", "60", "an int of seconds from 2 to 86400, or None to turn it off"),
+        ("keepalive", True, "an int of seconds from 2 to 86400, or None to turn it off"),
     ],
 )
 def test_bad_value_is_named_with_what_is_allowed(name: str, value: Any, allowed: str) -> None:
     with override_settings(MYSQLPOOL_ARGUMENTS={name: value}), pytest.raises(ImproperlyConfigured) as error:
         pool_config("default", settings_dict())
     assert str(error.value).startswith(f"MYSQLPOOL_ARGUMENTS[{name!r}] is {value!r}; it must be {allowed}")
+
+
+@pytest.mark.parametrize("backend", ["QueuePool", "NullPool", "SingletonThreadPool", "AssertionPool"])
+def test_keepalive_is_taken_with_every_pool_class_and_given_to_none(backend: Any) -> None:
+    config = pool_config("default", settings_dict({"backend": backend, "keepalive": 5}))
+    assert config.keepalive is not None and config.keepalive.seconds == 5
+    assert "keepalive" not in config.sqlalchemy_arguments
+
+
+def test_keepalive_is_on_by_default_and_none_turns_it_off() -> None:
+    assert pool_config("default", settings_dict()).argument("keepalive") == 60
+    assert pool_config("default", settings_dict({"keepalive": None})).keepalive is None
 
 
 def test_arguments_that_are_not_a_dict_are_refused() -> None:
