@@ -1,4 +1,5 @@
-"""Draw the results of ``make bench`` into one PNG: request cycle ratios, job queue figures.
+"""Draw the results of ``make bench`` into one PNG: request cycle ratios, time per request
+projected over a network from its round trips, job queue figures.
 
 python bench/chart.py REQUEST_CYCLE.json JOB_QUEUE.json OUT.png
 """
@@ -8,16 +9,30 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import matplotlib
+from matplotlib.axes import Axes
 
 matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def draw_projection(axes: Axes, rows: list[dict[str, Any]]) -> None:
+    """One thread's ms per request by network round-trip time: loopback, then as projected."""
+    for row in rows:
+        rtts = [0.0, *map(float, row["projected_ms"])]
+        times = [row["ms_per_request"], *row["projected_ms"].values()]
+        axes.plot(rtts, times, marker="o", label=f"{row['config']} ({row['round_trips']:.1f} round trips)")
+    axes.set_xlabel("network round-trip time (ms)")
+    axes.set_ylabel("ms per request, 1 thread")
+    axes.set_title("Over a network: loopback time + round trips x RTT")
+    axes.legend(fontsize=8)
+
+
 def main(argv: list[str]) -> int:
     request_cycle, job_queue = (json.loads(Path(path).read_text()) for path in argv[:2])
-    figure, (ratios, queue) = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure, (ratios, network, queue) = plt.subplots(1, 3, figsize=(18, 4.5))
 
     rows = [row for row in request_cycle["rows"] if row["ratio"] is not None]
     configs = sorted(
@@ -34,6 +49,8 @@ def main(argv: list[str]) -> int:
     ratios.set_ylabel("time per request / persistent connection")
     ratios.set_title("Request cycle (lower is better)")
     ratios.legend()
+
+    draw_projection(network, [row for row in rows if row["threads"] == 1])
 
     names = [row["config"] for row in job_queue["rows"]]
     queue.bar(names, [row["jobs_per_second"] for row in job_queue["rows"]], color="tab:green")

@@ -32,6 +32,17 @@ Each worker checks that the server ran at least as many SELECTs as requests were
 counted, and that the pooled backend never opened more connections than its pool
 allows. The exit status is 0 even when a target is missed: this is a report.
 
+Round trips: over loopback a round trip costs next to nothing, over a network
+0.2 to 1 ms, often more than the rest of a request. Each worker reads the
+server's counters before and after its run: ``Questions`` (every statement and
+command a client sent that waits for an answer, COM_RESET_CONNECTION included;
+COM_PING, which no configuration here sends, is not in it) and ``Connections``
+(each new connection costs three round trips before its first statement: TCP's
+handshake, the server's greeting, the authentication). Their sum per request,
+and each configuration's time per request projected at 0.2, 0.5 and 1 ms of
+round-trip time (the loopback time per request plus round trips x RTT), are
+reported with the rest.
+
 Usage: python bench/request_cycle.py [--seconds S] [--rounds N] [--json FILE]
 """
 
@@ -63,6 +74,10 @@ REFERENCE = "persistent"
 # how many times faster than a connection per request it must be.
 MAX_RATIO = {1: 1.15, 16: 1.25}
 MIN_SPEEDUP_OVER_DEFAULT = 4.0
+# What a new connection costs before its first statement (see the docstring).
+HANDSHAKE_ROUND_TRIPS = 3
+# Network round-trip times, in ms, that time per request is projected at.
+PROJECTED_RTTS_MS = (0.2, 0.5, 1.0)
 
 SettingsDict = dict[str, Any]
 
@@ -181,10 +196,17 @@ def run_threads(threads: int, seconds: float) -> tuple[list[ThreadCounts], float
 
 
 def server_counters(monitor: Any) -> dict[str, int]:
-    """The server's count of SELECT statements and of connections ever opened."""
+    """The server's counts of SELECT statements, of statements and commands, and of connections."""
     with monitor.cursor() as cursor:
-        cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_select', 'Connections')")
+        cursor.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_select', 'Questions', 'Connections')")
         return {name.lower(): int(value) for name, value in cursor.fetchall()}
+
+
+def round_trips(before: dict[str, int], after: dict[str, int]) -> int:
+    """The round trips the server's counters saw between two readings by the monitor."""
+    # The monitor's own SHOW between the readings is counted once.
+    questions = after["questions"] - before["questions"] - 1
+    return questions + HANDSHAKE_ROUND_TRIPS * (after["connections"] - before["connections"])
 
 
 def monitor_connection(settings_dict: SettingsDict) -> Any:
@@ -243,6 +265,8 @@ def measure(config: Config, threads: int, seconds: float) -> dict[str, Any]:
         after = server_counters(monitor)
     elapsed = max(count.finished for count in counts) - timed_from
     requests = sum(count.timed for count in counts)
+    # The counters run through the warmup too.
+    counted_requests = requests + sum(count.warmup for count in counts)
     result: dict[str, Any] = {
         "config": config.name,
         "threads": threads,
@@ -252,6 +276,9 @@ def measure(config: Config, threads: int, seconds: float) -> dict[str, Any]:
         "requests_per_second": requests / elapsed,
         "server_selects": after["com_select"] - before["com_select"],
         "server_connections": after["connections"] - before["connections"],
+        "round_trips_per_request": round_trips(before, after) / counted_requests,
+        # Each thread runs its requests one after another.
+        "ms_per_request": 1000 * threads / (requests / elapsed),
     }
     if config.name == "pooled":
         result.update(pool_figures())
@@ -347,6 +374,10 @@ class Row:
     ratio: float | None = None
     round_rates: list[float] = field(default_factory=list)
     round_ratios: list[float] = field(default_factory=list)
+    round_trips: float | None = None
+    ms_per_request: float | None = None
+    # RTT in ms (as a str, for JSON) -> projected ms per request.
+    projected_ms: dict[str, float] = field(default_factory=dict)
     unavailable: str | None = None
     failed_checks: list[str] = field(default_factory=list)
 
@@ -367,6 +398,10 @@ def summarize(threads: int, name: str, rounds: list[dict[str, dict[str, Any]]]) 
     if row.round_rates:
         row.requests_per_second = statistics.median(row.round_rates)
         row.ratio = statistics.median(row.round_ratios)
+        measured = [results[name] for results in rounds if "ms_per_request" in results.get(name, {})]
+        row.round_trips = statistics.median(result["round_trips_per_request"] for result in measured)
+        row.ms_per_request = statistics.median(result["ms_per_request"] for result in measured)
+        row.projected_ms = {str(rtt): row.ms_per_request + row.round_trips * rtt for rtt in PROJECTED_RTTS_MS}
     return row
 
 
@@ -434,6 +469,24 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def round_trips_table(rows: list[Row]) -> str:
+    """Round trips per request, and time per request projected over a network (ratio to the reference)."""
+    width = max(len(config.name) for config in CONFIGS)
+    rtts = "".join(f"  {f'{rtt:g} ms RTT':>16}" for rtt in PROJECTED_RTTS_MS)
+    lines = [f"{'threads':>7}  {'config':<{width}}  {'round trips':>11}  {'loopback':>8}{rtts}"]
+    reference = {row.threads: row for row in rows if row.config == REFERENCE}
+    for row in rows:
+        if row.ms_per_request is None or row.round_trips is None:
+            continue
+        base = reference[row.threads]
+        projected = "".join(
+            f"  {ms:>7.3f} ({ms / base.projected_ms[rtt]:>4.2f}x)" for rtt, ms in row.projected_ms.items()
+        )
+        measured = f"{row.round_trips:>11.2f}  {row.ms_per_request:>8.3f}"
+        lines.append(f"{row.threads:>7}  {row.config:<{width}}  {measured}{projected}")
+    return "\n".join(lines)
+
+
 def checks_line(rows: list[Row], runs: Runs) -> str:
     failures = [
         f"{row.threads} thread(s) {row.config}: {failure}" for row in rows for failure in row.failed_checks
@@ -467,6 +520,12 @@ def report(server: Server, seconds: float, rounds: int, json_path: Path | None) 
         f"medians over the rounds; ratio = time per request / {REFERENCE}'s in the same round."
     )
     print(table(rows))
+    print(
+        "Round trips per request the server saw (statements and commands, plus 3 per new "
+        "connection), and ms per request per thread: measured over loopback, and projected "
+        f"at each RTT (loopback + round trips x RTT; ratio to {REFERENCE}'s):"
+    )
+    print(round_trips_table(rows))
     print(checks_line(rows, runs))
     print(verdict(found))
     print(f"Ran in {time.perf_counter() - started:.0f} s.")
