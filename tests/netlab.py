@@ -60,29 +60,40 @@ def _run(*command: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
-def _namespaces() -> list[str]:
+def namespaces() -> list[str]:
+    """The names of the network namespaces of this host."""
     # Lines like "name" or "name (id: 3)".
     return [line.split()[0] for line in _run("ip", "netns", "list").splitlines() if line.strip()]
 
 
+def processes_in(name: str) -> list[int]:
+    """The processes that run in namespace ``name``."""
+    return [int(pid) for pid in _run("ip", "netns", "pids", name).split()]
+
+
 def _delete(name: str) -> None:
     """Delete a namespace, ending the processes in it first (they would keep it alive, unnamed)."""
-    for pid in _run("ip", "netns", "pids", name).split():
+    for pid in processes_in(name):
         with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
     _run("ip", "netns", "delete", name)
 
 
-def _pid_alive(pid: int) -> bool:
-    return os.path.exists(f"/proc/{pid}")
+def is_running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is no zombie (killed, its parent yet to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def remove_stale() -> list[str]:
     """Remove the labs whose process is gone, and what still runs in them; their names."""
     stale = [
         name
-        for name in _namespaces()
-        if (owned := _OWNED.match(name)) is not None and not _pid_alive(int(owned.group(1)))
+        for name in namespaces()
+        if (owned := _OWNED.match(name)) is not None and not is_running(int(owned.group(1)))
     ]
     for name in stale:
         _delete(name)

@@ -12,6 +12,8 @@ import contextlib
 import itertools
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +27,7 @@ from mysqlpool import auto_close_db, registry, set_budget
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from mysqlpool.connection import PooledConnection
 from mysqlpool.network import DEFAULT_CONNECT_TIMEOUT, MAX_KEEPALIVE, MIN_KEEPALIVE, KeepAlive
-from tests import dbserver, netlab
+from tests import dbserver, netlab, processes
 from tests.helpers import admin, connection_id, pool_stats, request_cycle, settings_for
 
 # The keepalive of the lab's pools: small, so that the tests are quick.
@@ -124,7 +126,11 @@ def lab() -> Iterator[netlab.Lab]:
     reason = netlab.unavailable()
     if reason is not None:
         pytest.skip(reason)
-    with netlab.Lab.created() as lab:
+    with contextlib.ExitStack() as stack:
+        try:
+            lab = stack.enter_context(netlab.Lab.created())
+        except RuntimeError as error:  # root, but in a container without CAP_NET_ADMIN, say
+            pytest.skip(f"the network lab cannot be made here: {error}")
         yield lab
 
 
@@ -364,6 +370,34 @@ def test_a_connection_cut_inside_atomic_fails_and_commits_nothing(
     with auto_close_db():
         insert(alias, 1, 3)  # the pool works on
     assert watch(lab_server, "SELECT COUNT(*) FROM units") == [(1,)]
+
+
+def test_a_lab_left_by_a_killed_run_is_removed_with_its_server(lab: netlab.Lab) -> None:
+    """A run killed mid-way (SIGKILL: no teardown) leaves its lab, and a process in it."""
+    command = [sys.executable, "-c", _KILLED_RUN]
+    with subprocess.Popen(command, cwd=processes.ROOT, stdout=subprocess.PIPE, text=True) as run:
+        try:
+            assert run.stdout is not None
+            left = run.stdout.readline().strip()
+            wait_for(lambda: len(netlab.processes_in(left)) == 1, BOUND, "the run's server did not start")
+            [server] = netlab.processes_in(left)
+        finally:
+            run.kill()
+    assert left in netlab.namespaces()
+    assert netlab.remove_stale() == [left]  # this run's own lab is not stale
+    assert left not in netlab.namespaces() and lab.name in netlab.namespaces()
+    assert not netlab.is_running(server)
+
+
+# A run that makes a lab, starts a process in it and waits to be killed.
+_KILLED_RUN = """
+import subprocess, sys, time
+from tests import netlab
+with netlab.Lab.created() as lab:
+    subprocess.Popen(["ip", "netns", "exec", lab.name, "sleep", "600"])
+    print(lab.name, flush=True)
+    time.sleep(600)
+"""
 
 
 def test_a_unix_socket_connection_is_left_alone(
