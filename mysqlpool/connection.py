@@ -30,6 +30,8 @@ from django.views.decorators.debug import sensitive_variables
 from MySQLdb import NotSupportedError, OperationalError, _mysql
 from MySQLdb.connections import Connection
 
+from mysqlpool.network import CONNECT_TIMEOUT, explained_connect_error
+
 try:
     from mysqlpool import _probes
 except ImportError:  # built without a C compiler: ctypes asks instead
@@ -103,7 +105,13 @@ class PooledConnection(Connection):
     # with the variables of MySQLdb's frames below (see registry.pool_for).
     @sensitive_variables()
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except OperationalError as error:
+            explained = explained_connect_error(error, kwargs.get(CONNECT_TIMEOUT))
+            if explained is error:
+                raise
+            raise explained from error
         self._alive.add(self)
         # The socket's number is fixed for the connection's life, which ends
         # before anything else may reuse it: noted once.

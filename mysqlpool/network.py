@@ -24,11 +24,14 @@ gets nothing.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from MySQLdb import OperationalError
 
 # Seconds within which a silently dead connection is known dead, unless the pool
 # says otherwise (its "keepalive" argument; None turns this off).
@@ -106,3 +109,20 @@ KEEPALIVE_ALLOWED = f"an int of seconds from {MIN_KEEPALIVE} to {MAX_KEEPALIVE},
 def with_connect_timeout(params: Mapping[str, Any]) -> dict[str, Any]:
     """MySQLdb's connect arguments, with the default connect_timeout if they set none."""
     return {CONNECT_TIMEOUT: DEFAULT_CONNECT_TIMEOUT, **params}
+
+
+def explained_connect_error(error: OperationalError, connect_timeout: Any) -> OperationalError:
+    """``error`` of a failed connect, saying so if the server never answered within connect_timeout.
+
+    MariaDB Connector/C ends its message with the system's error number only
+    ("Can't connect to server on '10.0.0.5' (110)"). Same code, so that the error
+    is handled as before.
+    """
+    code, message = error.args[0], str(error.args[1])
+    if not message.endswith(f"({errno.ETIMEDOUT})"):
+        return error
+    return OperationalError(
+        code,
+        f"{message}: no answer within connect_timeout={connect_timeout} s; the server is down or "
+        "unreachable, or a firewall drops the packets",
+    )

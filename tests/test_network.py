@@ -293,6 +293,7 @@ def test_an_unreachable_server_fails_within_the_connect_timeout_and_holds_no_roo
         elapsed = time.monotonic() - started
         assert isinstance(error, OperationalError), error
         assert error.args[0] in (2002, 2003) and "127.0.0.1" in str(error), error
+        assert f"no answer within connect_timeout={DEFAULT_CONNECT_TIMEOUT} s" in str(error), error
         assert elapsed >= DEFAULT_CONNECT_TIMEOUT - 1  # the connect timeout, not the pool's
         figures = pool_stats(wrapper)
         assert (figures["open"], figures["budget"]["open"]) == (0, 0)
