@@ -111,6 +111,7 @@ class AliasPool:
         settings_dict: Mapping[str, Any],
         budget: Budget,
         neighbours: Callable[[], Iterable[AliasPool]],
+        counters: stats.PoolStats,
     ) -> None:
         self.config = config
         self.alias = config.alias
@@ -125,7 +126,8 @@ class AliasPool:
         self.budget = budget
         self._neighbours = neighbours
         self._timeout = config.argument("timeout") or _DEFAULT_TIMEOUT
-        self.stats = stats.PoolStats()
+        # The alias's counters, which outlive the pool (see mysqlpool.registry).
+        self.stats = counters
         self._count_checkout = self.stats.checkouts.add
         self.dialect = PoolDialect(on_closed=self._closed)
         self.disposed = False
