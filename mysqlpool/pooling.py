@@ -11,10 +11,10 @@ checkout (CHANGELOG.rst has the figures). What the proxy
 did is done here: ``pre_ping``, resetting on return, returning a checkout its
 owner dropped.
 
-For a QueuePool, who gets a connection is decided here: idle records are taken
-and returned without a lock while nobody waits, and threads that must wait, for
-the pool or for the budget, are served first come, first served
-(mysqlpool.waiters).
+For a QueuePool, who gets a connection is decided by mysqlpool.lending: idle
+records are taken and returned without a lock while nobody waits, and threads
+that must wait, for the pool or for the budget, are served first come, first
+served.
 
 On top of that, idle connections the server hung up on are replaced at checkout
 without a round trip, a transaction is rolled back at check-in only when the server
@@ -27,7 +27,6 @@ import logging
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -42,7 +41,8 @@ from mysqlpool.config import PoolConfig
 from mysqlpool.connection import PooledConnection
 from mysqlpool.dialect import PoolDialect
 from mysqlpool.errors import PoolTimeout
-from mysqlpool.waiters import PERMIT, RECORD, WITHDRAWN, Waiter
+from mysqlpool.lending import Lender
+from mysqlpool.waiters import Waiter
 
 logger = logging.getLogger("mysqlpool")
 
@@ -111,6 +111,7 @@ class AliasPool:
         settings_dict: Mapping[str, Any],
         budget: Budget,
         neighbours: Callable[[], Iterable[AliasPool]],
+        counters: stats.PoolStats,
     ) -> None:
         self.config = config
         self.alias = config.alias
@@ -125,7 +126,8 @@ class AliasPool:
         self.budget = budget
         self._neighbours = neighbours
         self._timeout = config.argument("timeout") or _DEFAULT_TIMEOUT
-        self.stats = stats.PoolStats()
+        # The alias's counters, which outlive the pool (see mysqlpool.registry).
+        self.stats = counters
         self._count_checkout = self.stats.checkouts.add
         self.dialect = PoolDialect(on_closed=self._closed)
         self.disposed = False
@@ -145,23 +147,19 @@ class AliasPool:
         self._pool = config.backend(
             creator=self._connect, dialect=self.dialect, **config.sqlalchemy_arguments
         )
-        # A QueuePool's records are lent here, first come first served (see
-        # mysqlpool.waiters): its deque holds the idle ones, its overflow counter
-        # the room left; the line, the threads waiting. Other pool classes lend
-        # theirs through SQLAlchemy.
-        self.lends_records = isinstance(self._pool, QueuePool)
-        self._idle: deque[ConnectionPoolEntry] = (
-            sqla.idle_records(self._pool) if isinstance(self._pool, QueuePool) else deque()
-        )
-        # Takes the next idle record (IndexError if none), in the order use_lifo asks.
-        self._take_idle: Callable[[], ConnectionPoolEntry] = (
-            self._idle.pop if config.argument("use_lifo") else self._idle.popleft
-        )
-        self._max_idle = config.argument("pool_size") or 0
-        self._line: deque[Waiter] = deque()
-        # Reentrant: a checkout dropped without check-in is returned by its __del__,
-        # which the garbage collector may run anywhere, with the lock held too.
-        self._lock = threading.RLock()
+        # A QueuePool's records are lent by mysqlpool (mysqlpool.lending); other
+        # pool classes lend theirs through SQLAlchemy.
+        self._lender: Lender | None = None
+        if isinstance(self._pool, QueuePool):
+            self._lender = Lender(
+                self,
+                self._pool,
+                use_lifo=bool(config.argument("use_lifo")),
+                max_idle=config.argument("pool_size") or 0,
+                timeout=self._timeout,
+            )
+            # The checkout's common case, bound once: an idle record, taken without a lock.
+            self._take_idle: Callable[[], ConnectionPoolEntry] = self._lender.take_idle
         # Set by a thread that counted its next connection in the budget already.
         self._reserved = threading.local()
         self._count_invalidations()
@@ -198,12 +196,12 @@ class AliasPool:
     def _wait_for_budget_room(self) -> None:
         """Count a connection in the budget, waiting in line for room if it is full."""
         waiter = Waiter(self, holds_slot=True)
-        if self._reserve_or_enlist(waiter):
+        if self.reserve_or_enlist(waiter):
             return
         started = time.monotonic()
         try:
             served = waiter.wait(self._timeout) is not None or not waiter.withdraw()
-        except BaseException:  # see _abandon()
+        except BaseException:  # see Lender._abandon()
             if not waiter.withdraw():
                 self.budget.released()
             raise
@@ -212,7 +210,7 @@ class AliasPool:
         if not served:
             raise self.budget.exceeded(self.alias, self._timeout)
 
-    def _reserve_or_enlist(self, waiter: Waiter) -> bool:
+    def reserve_or_enlist(self, waiter: Waiter) -> bool:
         """Count a connection in the budget, closing idle ones of other aliases to make
         room if needed (more than one if the budget was lowered); else put ``waiter``
         in the budget's line."""
@@ -227,13 +225,12 @@ class AliasPool:
 
     def evict_idle(self) -> bool:
         """Close one idle connection to make room in the budget; False if none."""
-        if not self.lends_records or self.orphaned:
+        if self._lender is None or self.orphaned:
             return False
-        with self._lock:
-            if not self._idle:
-                return False
-            record = self._idle.popleft()  # the longest idle
-        self._close_cleanly(record)
+        record = self._lender.longest_idle()
+        if record is None:
+            return False
+        self.close_cleanly(record)
         logger.info("Closed an idle connection of alias %r to make room in the budget", self.alias)
         return True
 
@@ -256,7 +253,7 @@ class AliasPool:
         """Lend ``lease`` a healthy connection, waiting up to the pool's timeout for one."""
         self._count_checkout()
         while True:
-            if not self.lends_records:
+            if self._lender is None:
                 record = self._record_from_sqlalchemy()
             else:
                 try:
@@ -264,7 +261,7 @@ class AliasPool:
                     # (while anyone waits, nothing idles: returns go to the line).
                     record = self._take_idle()
                 except IndexError:
-                    record = self._record_in_turn()
+                    record = self._lender.record_in_turn()
             try:
                 # The record, not its public protocol, knows how to (re)connect.
                 connection: PooledConnection = sqla.connection_of(record)
@@ -296,35 +293,7 @@ class AliasPool:
             # Raised outside the except block: the SQLAlchemy error adds nothing.
         raise PoolTimeout(self._timeout_message())
 
-    def _record_in_turn(self) -> ConnectionPoolEntry:
-        """An idle record if nobody waits, else a new one if there is room, else wait in line."""
-        with self._lock:
-            if self._idle and not self._line:
-                return self._take_idle()
-            if sqla.take_room(self._pool):
-                waiter = None
-            else:
-                waiter = Waiter(self)
-                self._line.append(waiter)
-                # A lock-free check-in may have left one idle as we lined up.
-                self._serve_line()
-        if waiter is None:
-            return self._open_in_slot()
-        self.stats.add(stats.WAITS)
-        return self._wait_in_line(waiter)
-
-    def _open_in_slot(self) -> ConnectionPoolEntry:
-        """A new record in room the caller took in the pool, once the budget has room too."""
-        waiter = Waiter(self, holds_slot=True)
-        if self._reserve_or_enlist(waiter):
-            return self._new_record()
-        with self._lock:
-            # In this pool's line too: a connection returned to it does as well.
-            self._line.append(waiter)
-            self._serve_line()
-        return self._wait_in_line(waiter)
-
-    def _new_record(self) -> ConnectionPoolEntry:
+    def new_record(self) -> ConnectionPoolEntry:
         """Open a connection in room taken in the pool and in the budget."""
         self._reserved.held = True
         try:
@@ -333,58 +302,14 @@ class AliasPool:
             if self._reserved.held:  # the creator never ran
                 self._reserved.held = False
                 self.budget.released()
-            self._free_slot()
+            self._lender.free_slot()  # type: ignore[union-attr]  # only a lender opens records itself
             raise
         finally:
             self._reserved.held = False
 
-    def _wait_in_line(self, waiter: Waiter) -> ConnectionPoolEntry:
-        started = time.monotonic()
-        try:
-            outcome = waiter.wait(self._timeout)
-        except BaseException:
-            self._abandon(waiter, started)
-            raise
-        if outcome is None:
-            if waiter.withdraw():
-                raise self._gave_up(waiter, started)
-            outcome = waiter.outcome  # served as it gave up
-        self._leave_line(waiter, started)
-        if outcome == PERMIT:
-            return self._new_record()
-        if waiter.holds_slot:  # the record handed over brings its own room
-            self._free_slot()
-        return waiter.handed_record()
-
-    def _leave_line(self, waiter: Waiter, started: float) -> None:
-        waited = time.monotonic() - started
-        with self._lock:
-            if waiter in self._line:
-                self._line.remove(waiter)
+    def timed_out(self, waiter: Waiter) -> Exception:
+        """The error for a thread that waited its pool's timeout in vain."""
         if waiter.holds_slot:
-            self.budget.leave_line(waiter, waited)
-        else:
-            self.stats.add(stats.WAIT_TIME, waited)
-
-    def _abandon(self, waiter: Waiter, started: float) -> None:
-        """Leave the line after a wait ended by an exception (KeyboardInterrupt, say).
-
-        Whatever the waiter was handed meanwhile goes back: a connection handed to
-        a thread that is gone would never be returned, and its room never freed.
-        """
-        outcome = WITHDRAWN if waiter.withdraw() else waiter.outcome
-        self._leave_line(waiter, started)
-        if outcome == PERMIT:
-            self.budget.released()
-        elif outcome == RECORD:
-            self._hand_over(waiter.handed_record())
-        if waiter.holds_slot:
-            self._free_slot()
-
-    def _gave_up(self, waiter: Waiter, started: float) -> Exception:
-        self._leave_line(waiter, started)
-        if waiter.holds_slot:
-            self._free_slot()
             return self.budget.exceeded(self.alias, self._timeout)
         self.stats.add(stats.TIMEOUTS)
         return PoolTimeout(self._timeout_message())
@@ -425,46 +350,17 @@ class AliasPool:
             logger.warning("Closing a connection of alias %r that failed to reset: %r", self.alias, error)
             self._close_at_once(record, error)
             return
-        if not self.lends_records:
+        lender = self._lender
+        if lender is None:
             sqla.return_record(self._pool, record)
-        elif self._line or self.budget.line or (self._max_idle and len(self._idle) >= self._max_idle):
-            self._hand_over(record)
+        elif lender.line or self.budget.line or (lender.max_idle and len(lender.idle) >= lender.max_idle):
+            lender.hand_over(record)
         else:
-            self._idle.append(record)
-            if self._line:  # someone lined up meanwhile
-                with self._lock:
-                    self._serve_line()
-
-    def _hand_over(self, record: ConnectionPoolEntry) -> None:
-        """A returned record: to the first in line, else idle; closed to make room elsewhere."""
-        with self._lock:
-            if not self._gives_way():
-                while self._line:
-                    if self._line.popleft().serve(RECORD, record):
-                        return
-                if not self._max_idle or len(self._idle) < self._max_idle:
-                    self._idle.append(record)
-                    return
-        self._close_cleanly(record)
-
-    def _gives_way(self) -> bool:
-        """Whether a returned connection is closed, for a thread of another alias waiting for room.
-
-        Always when no thread of this alias waits; else only if the other alias has
-        fewer connections by two or more. The aliases sharing a budget so even out.
-        """
-        other = self.budget.first_waiting_pool()
-        if other is None or other is self:
-            return False
-        return not self._line or other.stats.open_connections() + 1 < self.stats.open_connections()
-
-    def _serve_line(self) -> None:
-        """Hand idle records to the threads in line (the lock held)."""
-        while self._line and self._idle:
-            waiter = self._line.popleft()
-            record = self._take_idle()
-            if not waiter.serve(RECORD, record):
-                self._idle.appendleft(record)
+            # The common case, inlined (a call here costs about 2% of a request cycle):
+            # nobody waits and there is room among the idle; no lock needed.
+            lender.idle.append(record)
+            if lender.line:  # someone lined up meanwhile
+                lender.serve_late_comers()
 
     def invalidate(self, lease: Lease, error: BaseException) -> None:
         """Close a broken connection at once; its room goes to the next in line."""
@@ -479,7 +375,8 @@ class AliasPool:
 
         For a connection that is broken (``error``), or whose state nobody knows.
         """
-        if not self.lends_records:
+        lender = self._lender
+        if lender is None:
             try:
                 record.invalidate(error)
             finally:
@@ -488,30 +385,14 @@ class AliasPool:
         try:
             record.invalidate(error)
         finally:
-            self._free_slot()
+            lender.free_slot()
 
-    def _close_cleanly(self, record: ConnectionPoolEntry) -> None:
-        """Close a healthy record's connection (waiting for the server) and free its room."""
+    def close_cleanly(self, record: ConnectionPoolEntry) -> None:
+        """Close a healthy lent record's connection (waiting for the server) and free its room."""
         try:
             record.close()
         finally:
-            self._free_slot()
-
-    def _free_slot(self) -> None:
-        """A record is gone: its room in the pool goes to the first in line without any.
-
-        That thread keeps its place in line, and now waits for a returned
-        connection or for room in the budget, whichever comes first.
-        """
-        sqla.free_room(self._pool)
-        with self._lock:
-            for waiter in self._line:
-                if not waiter.holds_slot and not waiter.served:
-                    if sqla.take_room(self._pool):
-                        waiter.holds_slot = True
-                        if self.budget.reserve_or_enlist(waiter) and not waiter.serve(PERMIT):
-                            self.budget.released()  # it gave up meanwhile, and frees the room
-                    return
+            self._lender.free_slot()  # type: ignore[union-attr]  # only lent records come here
 
     # ---------------------------------------------------------------- life cycle
 
@@ -527,12 +408,9 @@ class AliasPool:
     def dispose(self) -> None:
         """Close the idle connections; the checked-out ones close when returned."""
         self.disposed = True
-        if self.lends_records:
-            with self._lock:
-                idle = list(self._idle)
-                self._idle.clear()
-            for record in idle:
-                self._close_cleanly(record)
+        if self._lender is not None:
+            for record in self._lender.take_all_idle():
+                self.close_cleanly(record)
         else:
             self._pool.dispose()
         logger.info("Closed the pool of database alias %r", self.alias)
@@ -541,9 +419,9 @@ class AliasPool:
         """Live figures of the pool: connections open, idle, checked out, overflow."""
         counters = self.stats.get()
         open_connections = self.stats.open_connections()
-        if self.lends_records:
-            idle = len(self._idle)
-            overflow = max(self._pool.overflow(), 0)  # type: ignore[attr-defined]
+        if self._lender is not None:
+            idle = len(self._lender.idle)
+            overflow = self._lender.overflow()
         else:
             # NullPool closes what is returned; the others keep no shared idle list
             # that can be read, so count what Django holds as checked out.

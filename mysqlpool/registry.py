@@ -12,6 +12,7 @@ from django.views.decorators.debug import sensitive_variables
 from mysqlpool.budget import process_budget, start_afresh_in_child
 from mysqlpool.config import pool_config
 from mysqlpool.pooling import AliasPool
+from mysqlpool.stats import PoolStats
 
 
 class PooledWrapper(Protocol):
@@ -25,6 +26,12 @@ class PooledWrapper(Protocol):
 
 
 _pools: dict[str, AliasPool] = {}
+# Each alias's counters, kept across close_pool(): they only grow, and a closed
+# pool's connections still checked out count as open until they are returned.
+_stats: dict[str, PoolStats] = {}
+# The last pool of each alias closed by close_pool(): get_stats() shows it while
+# its connections are still checked out and no new pool has taken its place.
+_closed: dict[str, AliasPool] = {}
 # Creation is rare; the lock makes racing threads agree on one pool per alias.
 _creation_lock = threading.Lock()
 
@@ -49,6 +56,7 @@ def pool_for(wrapper: PooledWrapper) -> AliasPool:
                     wrapper.settings_dict,
                     budget=process_budget(),
                     neighbours=lambda: list(_pools.values()),
+                    counters=_stats.setdefault(wrapper.alias, PoolStats()),
                 )
                 _pools[wrapper.alias] = pool
     return pool
@@ -56,8 +64,8 @@ def pool_for(wrapper: PooledWrapper) -> AliasPool:
 
 def orphan_all() -> None:
     """In a forked child: abandon the parent's pools and start with none."""
-    global _pools, _creation_lock
-    _pools = {}
+    global _pools, _stats, _closed, _creation_lock
+    _pools, _stats, _closed = {}, {}, {}
     # Another thread of the parent may have held the lock at the fork.
     _creation_lock = threading.Lock()
     for pool in list(AliasPool.alive):  # disposed ones too: their checkouts may be out
@@ -81,10 +89,19 @@ def dispose(alias: str) -> None:
     """Close the pool of ``alias``, if this process has one."""
     with _creation_lock:
         pool = _pools.pop(alias, None)
+        if pool is not None:
+            _closed[alias] = pool
     if pool is not None:
         pool.dispose()
 
 
 def get_stats() -> dict[str, dict[str, Any]]:
-    """Per alias, the pool's live figures and counters (never a password)."""
-    return {alias: pool.status() for alias, pool in list(_pools.items())}
+    """Per alias, the pool's live figures and counters (never a password).
+
+    The counters run from the start of the process (or the fork that made it),
+    across close_pool(). An alias whose pool was closed is shown while its
+    connections are still checked out.
+    """
+    shown = {alias: pool for alias, pool in list(_closed.items()) if pool.stats.open_connections() > 0}
+    shown.update(_pools)
+    return {alias: pool.status() for alias, pool in shown.items()}

@@ -2,18 +2,19 @@
 
 Python's waits (``Event.wait()``, ``Lock.acquire()``) refuse a timeout above
 ``threading.TIMEOUT_MAX`` with an OverflowError at the first wait, long after the
-settings were read: such a value is refused where it is read instead.
+settings were read, and other waits (``poll()`` in milliseconds) overflow sooner:
+such a value is refused where it is read instead. One bound for every setting and
+daemon option, a year, is more than any timeout, interval or age needs.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
-MAX_SECONDS = threading.TIMEOUT_MAX
-# How messages name the bound: the longest wait Python can make.
-MAX_SECONDS_TEXT = f"at most {MAX_SECONDS:.0f} (threading.TIMEOUT_MAX)"
+MAX_SECONDS = 365 * 24 * 3600
+# How messages name the bound.
+MAX_SECONDS_TEXT = f"at most {MAX_SECONDS} (365 days)"
 
 
 def is_seconds(value: Any) -> bool:

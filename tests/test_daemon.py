@@ -254,7 +254,7 @@ def test_a_second_signal_exits_at_once(
         *(
             (
                 ["tests.jobs.record_unit", option, "1e300"],
-                f"argument {option}: '1e300' is not a number of seconds >= {minimum} and <= 31536000",
+                f"argument {option}: '1e300' is not a number of seconds >= {minimum} and at most 31536000",
             )
             for option, minimum in [("--graceful-timeout", 0), ("--interval", 0), ("--progress-interval", 1)]
         ),
@@ -271,7 +271,7 @@ def test_a_class_attribute_in_seconds_is_checked_as_its_option(
     database_server: dbserver.Server, units: Server
 ) -> None:
     stderr = refused(database_server, command="sleepy_worker")
-    assert "argument --interval: '1e+300' is not a number of seconds >= 0 and <= 31536000" in stderr
+    assert "argument --interval: '1e+300' is not a number of seconds >= 0 and at most 31536000" in stderr
 
 
 def worker_pids(server: Server) -> set[int]:
@@ -605,16 +605,45 @@ def test_unwritable_files_are_a_clear_error_before_starting(
 
 
 @pytest.mark.parametrize("processes", ["0", "2"])
+@pytest.mark.parametrize(
+    ("hook", "error"),
+    [
+        ("worker_started", "RuntimeError: this worker thread cannot start"),
+        ("worker_process_started", "RuntimeError: this worker process cannot start"),
+    ],
+)
 def test_workers_failing_at_boot_stop_the_daemon(
-    database_server: dbserver.Server, units: Server, processes: str
+    database_server: dbserver.Server, units: Server, processes: str, hook: str, error: str
 ) -> None:
-    worker = start_worker(database_server, "--processes", processes, command="broken_worker")
+    worker = start_worker(
+        database_server, "--processes", processes, "--failing-hook", hook, command="broken_worker"
+    )
     _, stderr = worker.communicate(timeout=60)
     assert worker.returncode == 3
-    assert "RuntimeError: this worker cannot start" in stderr
+    assert error in stderr
     if processes != "0":
         assert "failed at boot (exit 3); not respawning" in stderr
         assert stderr.count("Started worker") == 2  # no respawning
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_worker_process_started_runs_once_in_each_worker_process(
+    database_server: dbserver.Server, units: Server, processes: int
+) -> None:
+    # A budget of one: the thread works only if the hook gave its connection back.
+    options = ("--processes", str(processes), "--threads", "1", "--budget", "1")
+    worker = start_worker(database_server, *options, command="hooked_worker")
+    wait_for(lambda: len(pids_with_state(units, "done")) == max(processes, 1))
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    started = units.query("SELECT pid FROM daemon_units WHERE state = 'booted'")
+    assert sorted(pid for (pid,) in started) == sorted(pids_with_state(units, "done"))  # once in each
+    assert (worker.pid in pids_with_state(units, "booted")) == (processes == 0)
+    assert units.sessions() == set()
+
+
+def pids_with_state(server: Server, state: str) -> set[int]:
+    return {pid for (pid,) in server.query("SELECT DISTINCT pid FROM daemon_units WHERE state = %s", state)}
 
 
 def test_a_stale_pidfile_is_taken_over(

@@ -36,3 +36,31 @@ def test_stats_report_every_documented_figure() -> None:
     assert (figures["open"], figures["checked_out"], figures["idle"]) == (1, 1, 0)
     connections["default"].close()
     assert (pool_stats(connections["default"])["idle"], checked_out("default")) == (1, 0)
+
+
+@pytest.mark.usefixtures("server")
+def test_a_closed_pool_is_shown_while_its_connections_are_checked_out() -> None:
+    """As after mysqlpool.fork() in the parent: the budget still counts the connection."""
+    connection_id(connections["default"])  # checked out until close()
+    close_pool()
+    figures = get_stats()["default"]
+    assert (figures["open"], figures["checked_out"], figures["idle"]) == (1, 1, 0)
+    assert figures["budget"]["open"] == 1
+    connections["default"].close()  # a connection of a closed pool is closed when returned
+    assert "default" not in get_stats()
+
+
+@pytest.mark.usefixtures("server")
+def test_counters_run_on_across_close_pool() -> None:
+    connection_id(connections["default"])
+    connections["default"].close()
+    before = get_stats()["default"]
+    close_pool()
+    connection_id(connections["default"])
+    after = get_stats()["default"]
+    assert after[stats.CHECKOUTS] == before[stats.CHECKOUTS] + 1
+    assert (after[stats.CONNECTS], after[stats.CLOSES]) == (
+        before[stats.CONNECTS] + 1,
+        before[stats.CLOSES] + 1,
+    )
+    assert after["open"] == 1

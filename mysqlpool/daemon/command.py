@@ -27,27 +27,20 @@ import daemon
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
+from mysqlpool.autoclose import auto_close_db
 from mysqlpool.budget import process_budget, set_budget
 from mysqlpool.daemon.daemonfile import Owner, absolute
+from mysqlpool.daemon.exits import EXIT_BOOT_FAILED, EXIT_CUT_SHORT, EXIT_STOPPED, EXIT_UNIT_ABORTED
 from mysqlpool.daemon.logfile import open_log_file, reopen_log_files
 from mysqlpool.daemon.pidfile import PidFile
 from mysqlpool.daemon.privileges import become, daemon_owner, group_named, user_named
-from mysqlpool.daemon.supervisor import EXIT_BOOT_FAILED, Supervisor
+from mysqlpool.daemon.supervisor import Supervisor
 from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.daemon.threads import WorkerThreads
 from mysqlpool.registry import close_pool, get_stats
+from mysqlpool.seconds import MAX_SECONDS, MAX_SECONDS_TEXT
 
 logger = logging.getLogger("mysqlpool.daemon")
-
-# Exit status when a second signal, or the graceful timeout, cuts units short.
-EXIT_CUT_SHORT = 1
-# Exit status when a unit raised SystemExit or another BaseException.
-EXIT_UNIT_ABORTED = 4
-
-# The most seconds any option takes. Waits and deadlines fail on huge values (a
-# wait longer than threading.TIMEOUT_MAX raises OverflowError), and a year is
-# more than any interval or timeout of a worker needs.
-MAX_SECONDS = 365 * 24 * 3600
 
 
 def _number(
@@ -69,8 +62,8 @@ def _number(
 
 
 def _seconds(minimum: float) -> Callable[[str], float]:
-    """An argparse type for seconds: from ``minimum`` to MAX_SECONDS."""
-    allowed = f"a number of seconds >= {minimum:g} and <= {MAX_SECONDS} (365 days)"
+    """An argparse type for seconds: from ``minimum`` to mysqlpool.seconds.MAX_SECONDS."""
+    allowed = f"a number of seconds >= {minimum:g} and {MAX_SECONDS_TEXT}"
     parse: Callable[[str], float] = _number(float, minimum, allowed, MAX_SECONDS)
     return parse
 
@@ -95,6 +88,15 @@ class PooledDaemonCommand(BaseCommand):
     def handle_job(self) -> object:
         """One unit of work: truthy if it did work, falsy if there was nothing to do."""
         raise NotImplementedError("PooledDaemonCommand subclasses must define handle_job()")
+
+    def worker_process_started(self) -> None:
+        """Called once in each worker process, before its threads start.
+
+        With ``--processes``, in each forked worker (as gunicorn's ``post_fork``),
+        never in the master; without, in the one process. A connection it uses is
+        returned when it ends. If it raises, the process exits with
+        EXIT_BOOT_FAILED, as for ``worker_started()``.
+        """
 
     def worker_started(self) -> None:
         """Called in each worker thread before its first unit.
@@ -239,6 +241,8 @@ class PooledDaemonCommand(BaseCommand):
             os.environ.pop("NOTIFY_SOCKET", None)  # the master speaks to systemd
         if options["budget"] is not None:
             set_budget(options["budget"])
+        if not self._process_started():
+            return EXIT_BOOT_FAILED
         stop = threading.Event()
         workers = WorkerThreads(
             self.handle_job,
@@ -288,7 +292,17 @@ class PooledDaemonCommand(BaseCommand):
         if not finished:
             logger.error("Units still running after --graceful-timeout; exiting without them")
             return EXIT_CUT_SHORT
-        return 0
+        return EXIT_STOPPED
+
+    def _process_started(self) -> bool:
+        """Run worker_process_started(); False (logged) if it raised."""
+        try:
+            with auto_close_db():  # the main thread must not keep a connection for ever
+                self.worker_process_started()
+        except Exception:
+            logger.exception("worker_process_started() failed in worker %d", os.getpid())
+            return False
+        return True
 
 
 class _Progress:

@@ -17,15 +17,13 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from mysqlpool.daemon.exits import EXIT_BOOT_FAILED, EXIT_CUT_SHORT, EXIT_STOPPED, WorkersKeepFailing
 from mysqlpool.daemon.logfile import reopen_log_files
 from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.forking import fork
 
 logger = logging.getLogger("mysqlpool.daemon")
 
-# A worker that exits with this status failed before its first unit (its setup
-# raised): respawning it would fail the same way, so the master stops.
-EXIT_BOOT_FAILED = 3
 # A worker is up once it has lived this long. One that fails before (a non-zero
 # exit status) counts as failing at boot too; this many in a row and the master
 # gives up. Exiting 0 is never a failure (--max-jobs recycles quick workers soon),
@@ -36,14 +34,6 @@ MAX_RESPAWN_BACKOFF = 10.0
 
 
 _HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
-
-
-class WorkersKeepFailing(Exception):
-    """The workers die at boot: the master stops instead of respawning for ever."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class Supervisor:
@@ -175,7 +165,7 @@ class Supervisor:
                 raise WorkersKeepFailing(
                     f"Workers failed within {QUICK_DEATH}s of their start {self._quick_deaths} times in a "
                     "row; not respawning.",
-                    1,
+                    EXIT_CUT_SHORT,
                 )
             backoff = min(0.1 * 2**self._quick_deaths, MAX_RESPAWN_BACKOFF)
             logger.warning(
@@ -202,7 +192,7 @@ class Supervisor:
         while self.workers:
             self._reap_stopping()
             self._sleep(0.01)
-        return 1 if killed else 0
+        return EXIT_CUT_SHORT if killed else EXIT_STOPPED
 
     def _reap_stopping(self) -> None:
         while self.workers:

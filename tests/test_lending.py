@@ -1,0 +1,117 @@
+"""Who gets a pool's connections: the idle ones, then the threads in line, in turn."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.db import OperationalError
+
+from mysqlpool import PoolTimeout
+from tests.helpers import Server, connection_id, pool_stats, request_cycle
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
+
+
+def test_an_exhausted_pool_raises_a_django_operational_error(make_wrapper: Any) -> None:
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 0.2})
+    holder.ensure_connection()
+    waiter = type(holder)(holder.settings_dict, alias=holder.alias)
+    with pytest.raises(PoolTimeout) as error:
+        waiter.ensure_connection()
+    assert isinstance(error.value, OperationalError)
+    message = str(error.value)
+    assert f"database alias {holder.alias!r}" in message and "timeout=0.2s" in message
+    assert "pool_size=1 + max_overflow=0" in message
+    stats = pool_stats(holder)
+    assert (stats["waits"], stats["timeouts"]) == (1, 1)
+    assert stats["wait_time"] >= 0.2
+    holder.close()
+    request_cycle(waiter)  # the pool works once the connection is back
+
+
+def thread_in_line(holder: Any, got: list[int]) -> threading.Thread:
+    """A thread that waits for a connection of the holder's pool, and notes its id in ``got``."""
+
+    def wait_for_a_connection() -> None:
+        waiter = type(holder)(holder.settings_dict, alias=holder.alias)
+        got.append(connection_id(waiter))
+        waiter.close()
+
+    waits = pool_stats(holder)["waits"]
+    thread = threading.Thread(target=wait_for_a_connection, daemon=True)
+    thread.start()
+    wait_until_waiting(holder, waits + 1)
+    return thread
+
+
+def wait_until_waiting(wrapper: Any, waits: int) -> None:
+    """Return once ``waits`` checkouts of the wrapper's pool have lined up."""
+    deadline = time.monotonic() + 30
+    while pool_stats(wrapper)["waits"] < waits:
+        assert time.monotonic() < deadline, "the thread never lined up"
+        time.sleep(0.005)
+
+
+def test_a_waiting_thread_gets_the_connection_when_it_is_returned(make_wrapper: Any) -> None:
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 30})
+    first = connection_id(holder)
+    got: list[int] = []
+    thread = thread_in_line(holder, got)
+    holder.close()
+    thread.join()
+    assert got == [first]
+
+
+def test_waiting_threads_are_served_first_come_first_served(make_wrapper: Any) -> None:
+    """The thread that returns a connection cannot take it straight back past those waiting.
+
+    SQLAlchemy's QueuePool lets it: with 200 threads on 8 connections, most waiters
+    then starve until they time out (bench/load.py).
+    """
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 30})
+    holder.ensure_connection()
+    served: list[str] = []
+
+    def wait_in_line(name: str) -> None:
+        wrapper = type(holder)(holder.settings_dict, alias=holder.alias)
+        wrapper.ensure_connection()
+        served.append(name)
+        wrapper.close()
+
+    threads = []
+    for number in range(1, 4):
+        thread = threading.Thread(target=wait_in_line, args=(f"waiter {number}",))
+        thread.start()
+        wait_until_waiting(holder, number)
+        threads.append(thread)
+    holder.close()
+    holder.ensure_connection()  # back at the end of the line
+    served.append("holder again")
+    holder.close()
+    for thread in threads:
+        thread.join()
+    assert served == ["waiter 1", "waiter 2", "waiter 3", "holder again"]
+    assert pool_stats(holder)["timeouts"] == 0
+
+
+def test_a_broken_connection_makes_room_for_a_waiting_thread(make_wrapper: Any, server: Server) -> None:
+    """Its slot goes to the thread in line, which opens a new connection at once.
+
+    The pool's timeout is far longer than the test may take: the thread is served
+    by the invalidation, not by giving up.
+    """
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 600})
+    broken = connection_id(holder)
+    got: list[int] = []
+    thread = thread_in_line(holder, got)
+    server.kill(broken)
+    server.wait_until_gone(broken)
+    with pytest.raises(OperationalError):
+        connection_id(holder)  # the disconnect error invalidates the connection
+    holder.close()
+    thread.join(60)
+    assert len(got) == 1 and got[0] != broken
+    assert pool_stats(holder)["invalidations"] == 1
