@@ -61,6 +61,14 @@ class Server:
         return {row[0] for row in self.processlist()}
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "the condition") -> None:
+    """Return once ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.02)
+
+
 def admin(server: dbserver.Server, sql: str) -> None:
     """Run ``sql`` on a server of the tests' own, as its root user."""
     connection = MySQLdb.connect(

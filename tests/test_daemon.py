@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 from django.db import connections
 
 from tests import dbserver
-from tests.helpers import Server
+from tests.helpers import Server, wait_for
 from tests.processes import server_connections_of, start_command
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -57,13 +57,6 @@ def start_logging_worker(database_server: dbserver.Server, log: Path, *args: str
 def log_text(path: Path) -> str:
     """What a worker has logged to ``path`` so far ('' before it opened it)."""
     return path.read_text() if path.exists() else ""
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def states(server: Server) -> dict[str, int]:

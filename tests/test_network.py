@@ -28,7 +28,7 @@ from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from mysqlpool.connection import PooledConnection
 from mysqlpool.network import DEFAULT_CONNECT_TIMEOUT, MAX_KEEPALIVE, MIN_KEEPALIVE, KeepAlive
 from tests import dbserver, netlab, processes
-from tests.helpers import admin, connection_id, pool_stats, request_cycle, settings_for
+from tests.helpers import admin, connection_id, pool_stats, request_cycle, settings_for, wait_for
 
 # The keepalive of the lab's pools: small, so that the tests are quick.
 KEEPALIVE = 2
@@ -52,7 +52,7 @@ def test_the_kernel_gives_up_on_a_silent_path_after_exactly_the_keepalive(second
 
 def tcp_options(connection: PooledConnection) -> dict[str, int]:
     """The keepalive options of the connection's socket, read from the kernel."""
-    with socket.socket(fileno=os.dup(connection.fileno())) as duplicate:  # type: ignore[no-untyped-call]
+    with socket.socket(fileno=os.dup(connection.fileno())) as duplicate:
         names = {"SO_KEEPALIVE": socket.SOL_SOCKET}
         names.update(
             dict.fromkeys(
@@ -87,14 +87,18 @@ def tcp_options(connection: PooledConnection) -> dict[str, int]:
         ),
     ],
 )
-def test_a_pooled_tcp_connection_gets_the_options_once(
+def test_a_pooled_tcp_connection_gets_the_options_when_opened_not_at_checkout(
     make_wrapper: Callable[..., DatabaseWrapper], pool: dict[str, Any], expected: dict[str, int]
 ) -> None:
     wrapper = make_wrapper(pool=pool)
-    request_cycle(wrapper)
+    wrapper.ensure_connection()
+    assert tcp_options(wrapper.connection) == expected
+    with socket.socket(fileno=os.dup(wrapper.connection.fileno())) as duplicate:
+        duplicate.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 999)
+    wrapper.close()
     wrapper.ensure_connection()  # the same connection, checked out again
     assert pool_stats(wrapper)["connects"] == 1
-    assert tcp_options(wrapper.connection) == expected
+    assert tcp_options(wrapper.connection)["TCP_KEEPIDLE"] == 999  # not set again
 
 
 def test_keepalive_none_leaves_the_socket_as_mysqlclient_made_it(
@@ -195,18 +199,9 @@ def watch(owned: dbserver.OwnedServer, sql: str) -> list[tuple[Any, ...]]:
 
 
 def client_port(connection: PooledConnection) -> int:
-    with socket.socket(fileno=os.dup(connection.fileno())) as duplicate:  # type: ignore[no-untyped-call]
+    with socket.socket(fileno=os.dup(connection.fileno())) as duplicate:
         port: int = duplicate.getsockname()[1]
         return port
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Seconds until ``condition()`` held; fails after ``timeout``."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"{what}: not within {timeout} s"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def error_within(timeout: float, call: Callable[[], Any]) -> BaseException | None:
