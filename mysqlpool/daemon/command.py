@@ -417,10 +417,13 @@ class _StopSignals:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        # A reload during the last lines must not turn a clean stop into a death.
+        # A reload during the last lines must not turn a clean stop into a death:
+        # SIGHUP is ignored before anything is restored (restoring its default
+        # first left a moment in which a HUP killed a worker).
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        for signum, handler in self._previous.items():
+            if signum != signal.SIGHUP:
+                signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
