@@ -8,7 +8,7 @@ DJANGO ?= Django>=5.2,<5.3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint pytest django-tests demo bench load matrix clean
+.PHONY: test lint pytest django-tests demo bench load matrix dist clean
 
 $(STAMP): pyproject.toml setup.py scripts/system-deps.sh Makefile
 	scripts/system-deps.sh "$(PYTHON)"
@@ -50,6 +50,15 @@ bench: $(STAMP)
 # The load run in full: 200 threads sharing a budget of 8 for 60 s (bench/load.py).
 load: $(STAMP)
 	$(BIN)/python bench/load.py
+
+# The sdist and the wheel in dist/, checked (twine) and tried in a fresh venv
+# (scripts/check_dist.py).
+dist: $(STAMP)
+	$(BIN)/python -m pip install -q build twine
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/python scripts/check_dist.py dist
 
 # pyenv keeps its other interpreters off PATH unless they are selected.
 matrix: $(STAMP)

@@ -146,6 +146,21 @@ class PoolConfig:
             return self.arguments[name]
         return accepted_arguments(self.backend).get(name)
 
+    def shown_arguments(self) -> dict[str, Any]:
+        """Every argument the pool class takes, with its value, as the README names it.
+
+        SQLAlchemy's signatures say ``reset_on_return=True`` and ``echo=None``;
+        what they mean here is ``"rollback"`` and False. mysqlpool_status (text and
+        JSON) and the pool's first log line show this, and a test holds the
+        README's table of defaults to it.
+        """
+        shown = {**accepted_arguments(self.backend), **self.arguments}
+        if "reset_on_return" in shown:
+            shown["reset_on_return"] = self.reset_style.value
+        if "echo" in shown:
+            shown["echo"] = shown["echo"] or False
+        return shown
+
 
 def accepted_arguments(backend: type[sqla_pool.Pool]) -> dict[str, Any]:
     """The keyword arguments ``backend`` accepts from users, with their defaults."""

@@ -13,7 +13,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
+from threading import get_ident
+from time import monotonic
+from types import CodeType, FrameType
+from typing import NamedTuple
 
 logger = logging.getLogger("mysqlpool")
 
@@ -26,48 +29,66 @@ _MACHINERY = tuple(
 )
 
 # Whether a source file is machinery, by its name as code objects give it: asked
-# for every frame between the user's code and a checkout, on every checkout.
+# on every checkout.
 _machinery_files: dict[str, bool] = {}
 
+# Where a checkout was made: the code object and line of the innermost frame of
+# the user's code (formatted only when shown), or None if the stack has none.
+Site = tuple[CodeType, int] | None
 
-def checkout_site() -> tuple[str, int, str] | None:
-    """Where the user's code asked for the connection: file, line and function.
+# How deep, from Holders.hold(), the user's frame was at the last checkout: the
+# next checkout is most likely made the same way (the same request cycle again).
+# Read and written by any thread without a lock: any depth is only a first guess.
+_last_depth = 1
+_getframe = sys._getframe
 
-    Formatted only when shown: this runs on every checkout under a budget.
+
+def checkout_site() -> Site:
+    """Where the user's code asked for the connection, for Holders.hold() (only).
+
+    The innermost frame outside the machinery, walked frame by frame from hold()'s
+    caller; its depth is kept for the next checkout, which hold() tries first (see
+    there).
     """
-    frame: FrameType | None = sys._getframe(1)
+    global _last_depth
+    depth = 1  # hold()'s caller, 1 deep from hold()
+    frame: FrameType | None = _getframe(2)
     while frame is not None:
         code = frame.f_code
-        filename = code.co_filename
-        machinery = _machinery_files.get(filename)
-        if machinery is None:
-            machinery = filename.startswith(_MACHINERY) or filename.startswith("<")
-            _machinery_files[filename] = machinery
-        if not machinery:
-            return (filename, frame.f_lineno, code.co_name)
+        if not _is_machinery(code.co_filename):
+            _last_depth = depth
+            return (code, frame.f_lineno)
         frame = frame.f_back
+        depth += 1
     return None
 
 
-class Holder:
-    """Who holds a checked-out connection, since when, and from where."""
+def _is_machinery(filename: str) -> bool:
+    machinery = _machinery_files.get(filename)
+    if machinery is None:
+        machinery = filename.startswith(_MACHINERY) or filename.startswith("<")
+        _machinery_files[filename] = machinery
+    return machinery
 
-    __slots__ = ("alias", "since", "site", "thread", "warned")
 
-    def __init__(self, alias: str) -> None:
-        self.alias = alias
-        # The thread's name is looked up when shown: that is rare, a checkout is not.
-        self.thread = threading.get_ident()
-        self.since = time.monotonic()
-        self.site = checkout_site()
-        self.warned = False
+class Holder(NamedTuple):
+    """Who holds a checked-out connection, since when, and from where.
+
+    Recorded as a plain tuple on every checkout (a class instance costs more to
+    make); made into a Holder when shown.
+    """
+
+    alias: str
+    thread: int  # its ident: the name is looked up when shown, which is rare
+    since: float
+    site: Site
 
     def describe(self, now: float) -> str:
         if self.site is None:
             site = "unknown"
         else:
-            filename, line, function = self.site
-            site = f"{filename}:{line} in {function}"
+            code, line = self.site
+            site = f"{code.co_filename}:{line} in {code.co_name}"
         return (
             f"{self._thread_name()} holds a connection of alias {self.alias!r} for "
             f"{now - self.since:.1f}s, checked out at {site}"
@@ -88,15 +109,36 @@ class Holders:
         self._watchdog: threading.Thread | None = None
         self._watchdog_lock = threading.Lock()
         # Written without a lock, on every checkout and check-in: a dict's item
-        # assignment and pop are atomic. Readers take a copy, as atomic.
-        self._holders: dict[int, Holder] = {}
+        # assignment and pop are atomic. Readers take a copy, as atomic. The
+        # values are Holder's fields, as a tuple.
+        self._holders: dict[int, tuple[str, int, float, Site]] = {}
 
     def __len__(self) -> int:
         return len(self._holders)
 
     def hold(self, key: int, alias: str) -> None:
-        self._holders[key] = Holder(alias)
-        if self.hold_warning is not None and self._watchdog is None:
+        """Record a checkout: by whom, when, from where.
+
+        This runs on every checkout under a budget. Each frame a walk up the stack
+        touches is made into a Python object (Python 3.11+ keeps frames as plain C
+        structures until asked for), which costs more than the rest of a checkout:
+        so the depth of the last checkout's site is tried first, and taken if its
+        frame is the user's and the one below it machinery. A user frame deeper
+        still (a callback of Django's that checks out: rare) is then missed, and
+        the checkout attributed to the user's code around it.
+        """
+        depth = _last_depth
+        try:
+            frame = _getframe(depth)
+            user_code = _machinery_files.get(frame.f_code.co_filename) is False
+            if user_code and _machinery_files.get(_getframe(depth - 1).f_code.co_filename):
+                site: Site = (frame.f_code, frame.f_lineno)
+            else:
+                site = checkout_site()
+        except ValueError:  # the stack is not as deep this time
+            site = checkout_site()
+        self._holders[key] = (alias, get_ident(), monotonic(), site)
+        if self._watchdog is None and self.hold_warning is not None:
             self._start_watchdog()
 
     def release(self, key: int) -> None:
@@ -106,11 +148,14 @@ class Holders:
         """Check-ins no longer release holds: forget them all, lest stale ones be shown later."""
         self._holders.clear()
 
+    def all(self) -> list[Holder]:
+        """Every holder, the longest holding first."""
+        return sorted((Holder(*fields) for fields in self._holders.copy().values()), key=lambda h: h.since)
+
     def describe_all(self) -> list[str]:
         """One line per holder, the longest holding first."""
-        now = time.monotonic()
-        holders = sorted(self._holders.copy().values(), key=lambda holder: holder.since)
-        return [holder.describe(now) for holder in holders]
+        now = monotonic()
+        return [holder.describe(now) for holder in self.all()]
 
     def _start_watchdog(self) -> None:
         with self._watchdog_lock:
@@ -122,18 +167,17 @@ class Holders:
 
     def _watch(self) -> None:
         """Warn once about each connection held longer than the hold warning."""
+        # A checkout is told apart by its thread and start: a lease's key comes back.
+        warned: set[tuple[int, float]] = set()
         while self.hold_warning is not None:
             time.sleep(max(self.hold_warning / 4, 0.05))
-            now = time.monotonic()
-            overdue = [
-                holder
-                for holder in self._holders.copy().values()
-                if not holder.warned and now - holder.since > (self.hold_warning or 0)
-            ]
-            for holder in overdue:
-                holder.warned = True
-            for holder in overdue:
-                logger.warning(
-                    "A connection is held longer than %ss: %s", self.hold_warning, holder.describe(now)
-                )
+            now = monotonic()
+            held = {(holder.thread, holder.since): holder for holder in self.all()}
+            warned &= held.keys()
+            for checkout, holder in held.items():
+                if checkout not in warned and now - holder.since > (self.hold_warning or 0):
+                    warned.add(checkout)
+                    logger.warning(
+                        "A connection is held longer than %ss: %s", self.hold_warning, holder.describe(now)
+                    )
         self._watchdog = None

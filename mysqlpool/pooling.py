@@ -169,7 +169,7 @@ class AliasPool:
             config.backend_name,
             self.alias,
             self.target,
-            dict(config.arguments),
+            config.shown_arguments(),
         )
 
     def __repr__(self) -> str:

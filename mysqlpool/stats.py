@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 CHECKOUTS = "checkouts"  # connections handed to Django
 WAITS = "waits"  # checkouts that found the pool exhausted and waited
@@ -62,3 +63,37 @@ class PoolStats:
         """Server connections this pool holds open, idle or checked out."""
         with self._lock:
             return int(self._counters[CONNECTS] - self._counters[CLOSES])
+
+
+# ---------------------------------------------------------------- for people
+
+
+def seconds_text(seconds: float) -> str:
+    """``0.4 s``, ``12 ms``: a duration as a log line shows it."""
+    return f"{seconds:.1f} s" if seconds >= 0.1 else f"{seconds * 1000:.0f} ms"
+
+
+def counted(number: float, noun: str, plural: str = "") -> str:
+    """``1 wait``, ``3 waits``."""
+    return f"{number:.0f} {noun if number == 1 else plural or noun + 's'}"
+
+
+def pool_summary(alias: str, figures: Mapping[str, Any]) -> str:
+    """``default: 2 open, 1404 checkouts, 3 waits (0.4 s)``, and timeouts and
+    invalidations when there were any: one pool in a log line."""
+    parts = [
+        f"{figures['open']} open",
+        counted(figures[CHECKOUTS], "checkout"),
+        f"{counted(figures[WAITS], 'wait')} ({seconds_text(figures[WAIT_TIME])})",
+    ]
+    parts += [counted(figures[name], name[:-1]) for name in (TIMEOUTS, INVALIDATIONS) if figures[name]]
+    return f"{alias}: " + ", ".join(parts)
+
+
+def budget_summary(budget: Mapping[str, Any]) -> str:
+    """``budget 2/3 open (peak 3), 1 wait (12 ms)``, or ``no budget``."""
+    if budget["limit"] is None:
+        return "no budget"
+    waits = f"{counted(budget['waits'], 'wait')} ({seconds_text(budget['wait_time'])})"
+    timeouts = f", {counted(budget['timeouts'], 'timeout')}" if budget["timeouts"] else ""
+    return f"budget {budget['open']}/{budget['limit']} open (peak {budget['peak']}), {waits}{timeouts}"

@@ -25,8 +25,10 @@ DATABASES = {
         "OPTIONS": {"pool": {"pool_size": 8, "timeout": 30}},
     }
 }
-LOGGING = {
-    "version": 1,
-    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
-    "loggers": {"mysqlpool": {"handlers": ["stderr"], "level": "INFO"}},
-}
+# MYSQLPOOL_TEST_LOGGING=none: a project that configures no logging.
+if os.environ.get("MYSQLPOOL_TEST_LOGGING") != "none":
+    LOGGING = {
+        "version": 1,
+        "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+        "loggers": {"mysqlpool": {"handlers": ["stderr"], "level": "INFO"}},
+    }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import copy
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,3 +206,21 @@ def test_reset_on_return_is_parsed_once_into_a_style(reset_on_return: Any, style
 
 def test_the_default_reset_rolls_back() -> None:
     assert pool_config("default", settings_dict()).reset_style is ResetStyle.ROLLBACK
+
+
+def test_the_readmes_table_of_pool_arguments_shows_the_defaults_mysqlpool_applies() -> None:
+    """What mysqlpool_status shows and the README says come from one place."""
+    readme = (Path(__file__).resolve().parent.parent / "README.rst").read_text()
+    table = readme.split("Argument               Default", 1)[1].split("\n\n", 1)[0]
+    documented = {
+        name: _readme_value(default)
+        for name, default in re.findall(r"^``(\w+)``\s+(\S.*?)(?:\s{2,}|$)", table, re.MULTILINE)
+    }
+    with override_settings(MYSQLPOOL_ARGUMENTS=None, MYSQLPOOL_BACKEND="QueuePool"):
+        config = pool_config("documented", {"ENGINE": "mysqlpool.backends.mysqlpool", "OPTIONS": {}})
+    assert documented == config.shown_arguments()
+
+
+def _readme_value(text: str) -> Any:
+    text = text.strip("`")
+    return None if text == "(none)" else ast.literal_eval(text)

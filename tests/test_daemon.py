@@ -54,6 +54,11 @@ def start_logging_worker(database_server: dbserver.Server, log: Path, *args: str
     return start_worker(database_server, *args, "--log-file", str(log))
 
 
+def start_unconfigured_worker(database_server: dbserver.Server, *args: str) -> subprocess.Popen[str]:
+    """A worker of a project whose settings have no LOGGING."""
+    return start_command(database_server, "run_pooled_worker", *args, MYSQLPOOL_TEST_LOGGING="none")
+
+
 def log_text(path: Path) -> str:
     """What a worker has logged to ``path`` so far ('' before it opened it)."""
     return path.read_text() if path.exists() else ""
@@ -101,6 +106,54 @@ def test_sigterm_finishes_units_in_flight_and_returns_every_connection(
     assert "units done" in stderr and ", 0 failed" in stderr
 
 
+@pytest.mark.parametrize("processes", [0, 2])
+def test_a_daemon_speaks_on_stderr_when_logging_is_not_configured(
+    database_server: dbserver.Server, units: Server, processes: int
+) -> None:
+    """As gunicorn and Celery do: start, progress, stop and the last line, with no LOGGING setting."""
+    options = ("--processes", str(processes), "--threads", "2", "--budget", "2")
+    worker = start_unconfigured_worker(database_server, "tests.jobs.record_unit", *options)
+    wait_for(lambda: states(units).get("done", 0) >= 5)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    layout = "2 worker processes x 2 threads" if processes else "2 threads in this process"
+    assert (
+        f"Started run_pooled_worker (pid {worker.pid}): {layout}, budget 2 per process, "
+        "unit tests.jobs.record_unit" in stderr
+    )
+    stopped = re.findall(
+        r"Worker \d+ stopped after .* units done .* pools default: (\d+) open, .*; budget", stderr
+    )
+    assert len(stopped) == max(processes, 1), stderr
+    assert stderr.rstrip().endswith(f"Stopped run_pooled_worker (pid {worker.pid}) with exit status 0")
+    assert "Created QueuePool" not in stderr  # the pools' own lines need -v 2
+
+
+@pytest.mark.parametrize(
+    ("verbosity", "shown", "hidden"), [("0", None, "Started"), ("2", "Created QueuePool", None)]
+)
+def test_verbosity_sets_what_the_default_output_shows(
+    database_server: dbserver.Server, units: Server, verbosity: str, shown: str | None, hidden: str | None
+) -> None:
+    worker = start_unconfigured_worker(database_server, "tests.jobs.record_unit", "-v", verbosity)
+    wait_for(lambda: states(units).get("done", 0) >= 1)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    assert shown is None or shown in stderr
+    assert hidden is None or hidden not in stderr
+
+
+def test_daemonize_without_a_pidfile_or_a_log_file_is_refused_before_detaching(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    stderr = refused(database_server, "tests.jobs.record_unit", "--daemonize")
+    assert (
+        "--daemonize needs --pidfile (without it, no pid to stop the daemon by) and --log-file "
+        "(a detached daemon has no terminal: its log would be lost)." in stderr
+    )
+    assert states(units) == {}
+
+
 def test_progress_lines_come_every_progress_interval(
     database_server: dbserver.Server, units: Server, tmp_path: Path
 ) -> None:
@@ -110,7 +163,7 @@ def test_progress_lines_come_every_progress_interval(
     code, stderr = stop(worker)
     assert code == 0, stderr
     lines = [line for line in log.read_text().splitlines() if " running after " in line]
-    assert all("units done" in line and "pools {'default': " in line for line in lines), lines
+    assert all("units done" in line and "pools default: " in line for line in lines), lines
 
 
 def test_a_failing_unit_is_logged_and_the_thread_carries_on(
@@ -426,7 +479,7 @@ def test_a_start_racing_a_detaching_daemon_is_refused_in_its_terminal(
     first = start_worker(database_server, *args, "--log-file", str(log), python=held_in("setsid", 10))
     try:
         wait_for(log.exists)  # its pidfile checked, its log open: now detaching
-        second = start_worker(database_server, *args)
+        second = start_worker(database_server, *args, "--log-file", str(tmp_path / "second.log"))
         _, stderr = second.communicate(timeout=60)
         assert second.returncode != 0, stderr
         assert f"Already running: the pidfile {pidfile} is held by pid" in stderr

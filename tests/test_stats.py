@@ -42,3 +42,15 @@ def test_threads_counting_at_once_lose_nothing() -> None:
         thread.join()
     figures = counters.get()
     assert (figures[stats.CHECKOUTS], figures[stats.CONNECTS]) == (80_000, 80_000)
+
+
+def test_figures_read_as_a_person_would_write_them() -> None:
+    figures = {"open": 2, stats.CHECKOUTS: 1404, stats.WAITS: 3, stats.WAIT_TIME: 0.4, stats.TIMEOUTS: 0}
+    figures[stats.INVALIDATIONS] = 1
+    assert (
+        stats.pool_summary("default", figures)
+        == "default: 2 open, 1404 checkouts, 3 waits (0.4 s), 1 invalidation"
+    )
+    budget = {"limit": 3, "open": 2, "peak": 3, "waits": 1, "wait_time": 0.012, "timeouts": 0}
+    assert stats.budget_summary(budget) == "budget 2/3 open (peak 3), 1 wait (12 ms)"
+    assert stats.budget_summary({**budget, "limit": None}) == "no budget"

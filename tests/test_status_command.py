@@ -44,3 +44,17 @@ def test_table_is_readable_and_never_shows_the_password() -> None:
     assert "other: QueuePool to root@127.0.0.1:" in text
     assert "\n  pool_size " in text and "\n  recycle " in text
     assert "\nbudget: none\n" in text
+
+
+def test_text_and_json_show_the_same_values_as_the_readme() -> None:
+    settings_dict = connections["other"].settings_dict
+    port, settings_dict["PORT"] = settings_dict["PORT"], ""
+    try:
+        text, report = status(), json.loads(status("--json"))
+    finally:
+        settings_dict["PORT"] = port
+    other = report["aliases"]["other"]
+    assert other["target"]["port"] == 3306 and "other: QueuePool to root@127.0.0.1:3306/" in text
+    assert (other["arguments"]["reset_on_return"], other["arguments"]["echo"]) == ("rollback", False)
+    assert "\n  reset_on_return  rollback\n" in text and "\n  echo             False\n" in text
+    assert "\n  timeout          30\n" in text

@@ -31,7 +31,7 @@ from mysqlpool.autoclose import auto_close_db
 from mysqlpool.budget import process_budget, set_budget
 from mysqlpool.daemon.daemonfile import Owner, absolute
 from mysqlpool.daemon.exits import EXIT_BOOT_FAILED, EXIT_CUT_SHORT, EXIT_STOPPED, EXIT_UNIT_ABORTED
-from mysqlpool.daemon.logfile import open_log_file, reopen_log_files
+from mysqlpool.daemon.logfile import log_to_stderr_unless_configured, open_log_file, reopen_log_files
 from mysqlpool.daemon.pidfile import PidFile
 from mysqlpool.daemon.privileges import become, daemon_owner, group_named, user_named
 from mysqlpool.daemon.supervisor import Supervisor
@@ -39,6 +39,7 @@ from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.daemon.threads import WorkerThreads
 from mysqlpool.registry import close_pool, get_stats
 from mysqlpool.seconds import MAX_SECONDS, MAX_SECONDS_TEXT
+from mysqlpool.stats import budget_summary, counted, pool_summary
 
 logger = logging.getLogger("mysqlpool.daemon")
 
@@ -176,6 +177,8 @@ class PooledDaemonCommand(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["max_jobs"] is not None and not options["processes"]:
             raise CommandError("--max-jobs recycles worker processes: it needs --processes.")
+        if options["daemonize"]:
+            _check_daemonize(options)
         # Everything that can fail is tried before anything forks or detaches;
         # python-daemon makes "/" the working directory, so paths become absolute.
         owner = daemon_owner(options["user"], options["group"])
@@ -193,12 +196,22 @@ class PooledDaemonCommand(BaseCommand):
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if pidfile is not None:
                 pidfile.release()
+        logger.info("Stopped %s (pid %d) with exit status %d", self._name, os.getpid(), status)
         if status:
             raise CommandError(f"Stopped with status {status}: see the log above.", returncode=status)
+
+    @property
+    def _name(self) -> str:
+        return type(self).__module__.rpartition(".")[2]
+
+    def describe_unit(self) -> str:
+        """What the start line names as the unit of work."""
+        return f"{type(self).__module__}.{type(self).__qualname__}.handle_job"
 
     def _start(self, options: dict[str, Any], owner: Owner, pidfile: PidFile | None) -> None:
         """Open the log, become the daemon's user, detach if asked, write the pid."""
         log_handler = open_log_file(absolute(options["log_file"]), owner) if options["log_file"] else None
+        log_to_stderr_unless_configured(options["verbosity"])
         become(owner, options["user"])
         if owner.uid == 0:
             logger.warning("Running as root: so do the units of work (--user gives root's privileges up)")
@@ -207,6 +220,25 @@ class PooledDaemonCommand(BaseCommand):
             self._detach([*kept, *(pidfile.descriptors() if pidfile is not None else [])])
         if pidfile is not None:
             pidfile.write_pid()
+        self._log_start(options)
+
+    def _log_start(self, options: dict[str, Any]) -> None:
+        threads = counted(options["threads"], "thread")
+        layout = (
+            f"{counted(options['processes'], 'worker process', 'worker processes')} x {threads}"
+            if options["processes"]
+            else f"{threads} in this process"
+        )
+        limit = options["budget"] if options["budget"] is not None else process_budget().limit
+        budget = "no budget" if limit is None else f"budget {limit} per process"
+        logger.info(
+            "Started %s (pid %d): %s, %s, unit %s",
+            self._name,
+            os.getpid(),
+            layout,
+            budget,
+            self.describe_unit(),
+        )
 
     def _detach(self, files_preserve: list[object]) -> None:
         # python-daemon closes every descriptor it is not told to keep: no pooled
@@ -321,24 +353,29 @@ class _Progress:
         self.workers.failures.report()
         self._last = now = time.monotonic()
         elapsed = now - self.started
-        pools = {
-            alias: f"{figures['open']} open, {figures['checkouts']} checkouts, {figures['waits']} waits"
-            for alias, figures in get_stats().items()
-        }
-        budget = process_budget().status()
+        pools = "; ".join(pool_summary(alias, figures) for alias, figures in get_stats().items())
         logger.info(
-            "Worker %d %s after %.1fs: %d units done (%.1f/s), %d failed; pools %s; budget %s/%s, %d waits",
+            "Worker %d %s after %.1fs: %d units done (%.1f/s), %d failed; pools %s; %s",
             os.getpid(),
             state,
             elapsed,
             self.workers.done,
             self.workers.done / elapsed if elapsed else 0.0,
             self.workers.errors,
-            pools or "none",
-            budget["open"],
-            budget["limit"] if budget["limit"] is not None else "none",
-            budget["waits"],
+            pools or "none used",
+            budget_summary(process_budget().status()),
         )
+
+
+def _check_daemonize(options: dict[str, Any]) -> None:
+    """--daemonize needs a pidfile and a log file: refuse it, before detaching, without them."""
+    reasons = {
+        "pidfile": "--pidfile (without it, no pid to stop the daemon by)",
+        "log_file": "--log-file (a detached daemon has no terminal: its log would be lost)",
+    }
+    missing = [reason for option, reason in reasons.items() if not options[option]]
+    if missing:
+        raise CommandError("--daemonize needs " + " and ".join(missing) + ".")
 
 
 def _umask() -> int:
@@ -380,10 +417,13 @@ class _StopSignals:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        # A reload during the last lines must not turn a clean stop into a death.
+        # A reload during the last lines must not turn a clean stop into a death:
+        # SIGHUP is ignored before anything is restored (restoring its default
+        # first left a moment in which a HUP killed a worker).
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        for signum, handler in self._previous.items():
+            if signum != signal.SIGHUP:
+                signal.signal(signum, handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:

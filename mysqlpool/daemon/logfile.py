@@ -1,9 +1,11 @@
-"""``--log-file``: the daemon's log, opened before anything forks, reopened on SIGHUP."""
+"""Where a daemon's log goes: ``--log-file`` (opened before anything forks, reopened
+on SIGHUP), or stderr when the project's LOGGING gives it nowhere to go."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from io import TextIOWrapper
 from pathlib import Path
 
@@ -14,6 +16,13 @@ from mysqlpool.daemon.daemonfile import DaemonFile, Owner
 FORMAT = "%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"
 
 logger = logging.getLogger("mysqlpool.daemon")
+
+# By -v verbosity: the levels of the pools' logger (mysqlpool) and the daemon's.
+_LEVELS = {
+    0: (logging.WARNING, logging.WARNING),
+    1: (logging.WARNING, logging.INFO),
+    2: (logging.INFO, logging.INFO),
+}
 
 
 class LogFile(logging.FileHandler):
@@ -37,6 +46,28 @@ def open_log_file(path: Path, owner: Owner) -> LogFile:
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
     return handler
+
+
+def log_to_stderr_unless_configured(verbosity: int) -> None:
+    """Log to stderr when nothing handles the daemon's records, at ``-v`` VERBOSITY.
+
+    As gunicorn and Celery do, a daemon speaks by default: in a terminal, and
+    under systemd, whose journal takes stderr. Python's own fallback shows
+    warnings only. LOGGING that handles ``mysqlpool.daemon`` (or the root logger),
+    and ``--log-file``, rule instead. Verbosity 0 shows warnings and errors; 1
+    (Django's default) the daemon's start, progress and stop lines too; 2 also
+    the pools' own (created, closed, connections invalidated); 3 everything.
+    """
+    daemon_logger = logging.getLogger("mysqlpool.daemon")
+    if daemon_logger.hasHandlers():
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(FORMAT))
+    pool_logger = logging.getLogger("mysqlpool")
+    pool_logger.addHandler(handler)
+    pool_level, daemon_level = _LEVELS.get(verbosity, (logging.DEBUG, logging.DEBUG))
+    pool_logger.setLevel(pool_level)
+    daemon_logger.setLevel(daemon_level)
 
 
 def reopen_log_files() -> None:

@@ -9,16 +9,16 @@ figures only for aliases it has used; daemons log ``get_stats()`` for theirs.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
 from mysqlpool.budget import process_budget
-from mysqlpool.config import accepted_arguments, pool_config, pooled_aliases
+from mysqlpool.config import pool_config, pooled_aliases
 from mysqlpool.registry import get_stats
-
-_SHOWN_TARGET = ("HOST", "PORT", "NAME", "USER")
+from mysqlpool.stats import WAIT_TIME, budget_summary, pool_summary, seconds_text
 
 
 class Command(BaseCommand):
@@ -43,40 +43,51 @@ def collect_status() -> dict[str, Any]:
     aliases = {}
     for alias, settings_dict in pooled_aliases().items():
         config = pool_config(alias, connections[alias].settings_dict)
-        arguments = {**accepted_arguments(config.backend), **config.arguments}
         aliases[alias] = {
-            "target": {key.lower(): settings_dict.get(key) for key in _SHOWN_TARGET},
+            "target": _target(settings_dict),
             "backend": config.backend_name,
-            "arguments": arguments,
+            "arguments": config.shown_arguments(),
             "live": {k: v for k, v in stats.get(alias, {}).items() if k != "budget"} or None,
         }
     return {"aliases": aliases, "budget": process_budget().status()}
 
 
+def _target(settings_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Where the alias's connections go, with MySQLdb's defaults filled in."""
+    return {
+        "host": settings_dict.get("HOST") or "localhost",
+        "port": int(settings_dict.get("PORT") or 3306),
+        "name": settings_dict.get("NAME"),
+        "user": settings_dict.get("USER"),
+    }
+
+
 def render(status: dict[str, Any]) -> str:
     lines = []
     for alias, pool in status["aliases"].items():
-        target = pool["target"]
         lines.append(
-            f"{alias}: {pool['backend']} to {target['user']}@{target['host'] or 'localhost'}:"
-            f"{target['port'] or 3306}/{target['name']}"
+            f"{alias}: {pool['backend']} to " + "{user}@{host}:{port}/{name}".format(**pool["target"])
         )
-        rows = [(name, value) for name, value in sorted(pool["arguments"].items())]
+        rows = sorted(pool["arguments"].items())
         if pool["live"] is None:
             rows.append(("live figures", "none yet: this process has not used the alias"))
         else:
+            rows.append(("live figures", pool_summary(alias, pool["live"])))
             rows += sorted(pool["live"].items())
         lines += _table(rows)
     budget = status["budget"]
     lines.append(f"budget: {budget['limit'] if budget['limit'] is not None else 'none'}")
-    lines += _table(sorted((k, v) for k, v in budget.items() if k != "limit"))
+    figures = sorted((name, value) for name, value in budget.items() if name != "limit")
+    lines += _table([("summary", budget_summary(budget)), *figures])
     return "\n".join(lines)
 
 
 def _table(rows: list[tuple[str, Any]]) -> list[str]:
     width = max((len(name) for name, _ in rows), default=0)
-    return [f"  {name:<{width}}  {_shown(value)}" for name, value in rows]
+    return [f"  {name:<{width}}  {_shown(name, value)}" for name, value in rows]
 
 
-def _shown(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+def _shown(name: str, value: Any) -> str:
+    if name == WAIT_TIME:
+        return seconds_text(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)

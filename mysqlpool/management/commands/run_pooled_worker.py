@@ -24,7 +24,11 @@ class Command(PooledDaemonCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.unit = resolve_callable(options["callable"])
+        self.unit_path: str = options["callable"]
         super().handle(*args, **options)
+
+    def describe_unit(self) -> str:
+        return self.unit_path
 
     def handle_job(self) -> object:
         return self.unit()

@@ -1,0 +1,54 @@
+"""Who holds each checked-out connection: the checkout site is the user's own code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from mysqlpool import set_budget
+from mysqlpool.budget import process_budget
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
+
+
+@pytest.fixture(autouse=True)
+def budget() -> Iterator[None]:
+    set_budget(10)  # checkouts are tracked under a budget
+    yield
+    set_budget(None)
+
+
+def site_of_checkout(wrapper: Any, checkout: Callable[[], object]) -> str:
+    """The function the holder of ``checkout``'s connection was recorded at."""
+    checkout()
+    try:
+        (holder,) = process_budget().holders.all()
+        assert holder.site is not None
+        code, _ = holder.site
+        return code.co_name
+    finally:
+        wrapper.close()
+
+
+def test_each_checkout_is_attributed_to_its_own_site_whatever_came_before(make_wrapper: Any) -> None:
+    """The depth of the last site is tried first: a checkout made another way must not inherit it."""
+    wrapper = make_wrapper()
+
+    def connects() -> None:
+        wrapper.ensure_connection()
+
+    def opens_a_cursor() -> None:  # through more of Django's frames than ensure_connection()
+        wrapper.cursor().close()
+
+    def helper() -> None:
+        wrapper.ensure_connection()
+
+    def calls_a_helper() -> None:  # the site is the helper, one frame deeper in the user's code
+        helper()
+
+    calls = [connects, connects, opens_a_cursor, connects, calls_a_helper, opens_a_cursor, calls_a_helper]
+    sites = [site_of_checkout(wrapper, call) for call in calls]
+    expected = [call.__name__ if call is not calls_a_helper else "helper" for call in calls]
+    assert sites == expected
