@@ -13,8 +13,6 @@ Usage: python bench/network.py [KEEPALIVE ...]   (default: 2 5 10)
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -38,14 +36,8 @@ def kept_alive(server: dbserver.Server, keepalive: KeepAlive) -> PooledConnectio
     return connection
 
 
-def client_port(connection: PooledConnection) -> int:
-    with socket.socket(fileno=os.dup(connection.fileno())) as duplicate:
-        port: int = duplicate.getsockname()[1]
-        return port
-
-
 def seconds_until_known_dead(lab: netlab.Lab, connection: PooledConnection, limit: float) -> float:
-    lab.blackhole(client_port(connection))
+    lab.blackhole(netlab.client_port(connection.fileno()))
     started = time.monotonic()
     while not connection.server_hung_up():
         if time.monotonic() - started > limit:
@@ -55,7 +47,7 @@ def seconds_until_known_dead(lab: netlab.Lab, connection: PooledConnection, limi
 
 
 def seconds_until_query_fails(lab: netlab.Lab, connection: PooledConnection) -> tuple[float, str]:
-    lab.blackhole(client_port(connection))
+    lab.blackhole(netlab.client_port(connection.fileno()))
     started = time.monotonic()
     try:
         connection.query("SELECT 1")

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -176,6 +177,13 @@ class Lab:
     def clear(self) -> None:
         """Remove every rule: the network works again."""
         self._nft(f"flush chain {_TABLE} output\n")
+
+
+def client_port(fd: int) -> int:
+    """The local port of TCP socket ``fd``: what ``Lab.blackhole()`` takes to cut its connection."""
+    with socket.socket(fileno=os.dup(fd)) as duplicate:
+        port: int = duplicate.getsockname()[1]
+        return port
 
 
 def _setns(fd: int) -> None:

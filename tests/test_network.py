@@ -198,12 +198,6 @@ def watch(owned: dbserver.OwnedServer, sql: str) -> list[tuple[Any, ...]]:
         return rows
 
 
-def client_port(connection: PooledConnection) -> int:
-    with socket.socket(fileno=os.dup(connection.fileno())) as duplicate:
-        port: int = duplicate.getsockname()[1]
-        return port
-
-
 def error_within(timeout: float, call: Callable[[], Any]) -> BaseException | None:
     """Run ``call`` in a thread of the lab; the exception it ended with (None if it returned).
 
@@ -239,7 +233,7 @@ def test_an_idle_connection_cut_silently_is_replaced_at_checkout_without_an_erro
     session = connection_id(wrapper)
     idle: PooledConnection = wrapper.connection
     wrapper.close()  # back to the pool, idle
-    network.blackhole(client_port(idle))
+    network.blackhole(netlab.client_port(idle.fileno()))
     # Nothing is sent on the idle connection: only the kernel's probes can tell.
     wait_for(idle.server_hung_up, BOUND, "the kernel did not give up on the cut connection")
     assert connection_id(wrapper) != session
@@ -252,7 +246,7 @@ def test_a_query_on_a_connection_cut_silently_fails_and_the_connection_is_discar
 ) -> None:
     wrapper = connections[lab_alias()]
     connection_id(wrapper)  # checked out, and kept
-    network.blackhole(client_port(wrapper.connection))
+    network.blackhole(netlab.client_port(wrapper.connection.fileno()))
     wrapper.inc_thread_sharing()  # the query runs in a thread of its own, watched
     error = error_within(BOUND, lambda: connection_id(wrapper))
     wrapper.dec_thread_sharing()
@@ -349,7 +343,7 @@ def test_a_connection_cut_inside_atomic_fails_and_commits_nothing(
     def unit() -> None:
         with auto_close_db(), transaction.atomic(using=alias):
             insert(alias, 1, 1)
-            ports.append(client_port(connections[alias].connection))
+            ports.append(netlab.client_port(connections[alias].connection.fileno()))
             network.blackhole(ports[0])
             insert(alias, 1, 2)
 
