@@ -14,7 +14,6 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-
 # The configurations of bench/request_cycle.py, as a reader knows them.
 LABELS = {
     "pooled": "mysqlpool",
