@@ -17,6 +17,15 @@ from matplotlib.axes import Axes
 matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
+# The configurations of bench/request_cycle.py, as a reader knows them.
+LABELS = {
+    "pooled": "mysqlpool",
+    "pooled-reset": 'mysqlpool,\n"session" reset',
+    "persistent": "persistent\nconnection",
+    "default": "connect per\nrequest",
+    "django-db-connection-pool": "django-db-\nconnection-pool",
+}
+
 
 def draw_projection(axes: Axes, rows: list[dict[str, Any]]) -> None:
     """One thread's ms per request by network round-trip time: loopback, then as projected."""
@@ -45,9 +54,20 @@ def main(argv: list[str]) -> int:
         ratios.bar(
             [i + offset * 0.4 for i in range(len(configs))], values, width=0.4, label=f"{threads} thread(s)"
         )
-    ratios.set_xticks([i + 0.2 for i in range(len(configs))], configs)
+    ratios.set_xticks([i + 0.2 for i in range(len(configs))], [LABELS.get(c, c) for c in configs], fontsize=8)
     ratios.set_ylabel("time per request / persistent connection")
-    ratios.set_title("Request cycle (lower is better)")
+    thread_counts_by_limit: dict[float, list[str]] = {}
+    for threads, limit in request_cycle["max_ratio"].items():
+        thread_counts_by_limit.setdefault(limit, []).append(threads)
+    for limit, thread_counts in thread_counts_by_limit.items():
+        ratios.axhline(limit, linestyle="--", linewidth=1, color="black")
+        label = f"mysqlpool's target ({' and '.join(thread_counts)} threads): <= {limit}x"
+        ratios.annotate(label, (-0.3, limit), va="bottom", fontsize=8)
+    ratios.set_title(
+        f"Request cycle, {request_cycle['date']}, {request_cycle['versions']}\n"
+        "time per request relative to a persistent connection (lower is better)",
+        fontsize=9,
+    )
     ratios.legend()
 
     draw_projection(network, [row for row in rows if row["threads"] == 1])

@@ -2,27 +2,33 @@
 
 Time per request is noisy on a shared machine; what the client does per request is
 far less so. For each configuration, a worker process runs the request cycle of
-bench/request_cycle.py (one ``SELECT 1``, then ``close_old_connections()``) on one
-thread: first ``--warmup`` cycles, then ``--requests`` counted ones, between two
-marks. Two costs are counted between the marks only (start-up, imports and the
-first connection excluded):
+bench/request_cycle.py (one ``SELECT 1``, then ``close_old_connections()``) on
+``--threads`` threads (default 1): first ``--warmup`` cycles, then ``--requests``
+counted ones (shared among the threads), between two marks. Three costs are
+counted between the marks only (start-up, imports and the first connection
+excluded):
 
 * CPU instructions in user space, by ``valgrind --tool=callgrind``, its counters
   zeroed and dumped by ``callgrind_control`` at the marks;
 * system calls by name, by ``strace -f``, between two marker calls the worker
   makes (``access()`` of a path that does not exist). Entering the kernel is slow
-  on a virtual machine, and callgrind does not see it.
+  on a virtual machine, and callgrind does not see it;
+* context switches of the worker's threads (voluntary and not, from
+  ``/proc/PID/task/*/status``), in a run of its own: with several threads, each
+  hand-over of the GIL from one thread to another is one at least.
 
 The counts vary a little from run to run: mysqlclient reads a reply as soon as the
 socket has it, so how often a read finds nothing yet (and polls) depends on the
-server's timing.
+server's timing. The hash seed moves the instruction count by about 1% (the layout
+of dicts and sets): the workers run with ``PYTHONHASHSEED`` fixed (``--hash-seed``,
+default 0), so that two runs of the same code count the same.
 
 Configurations: those of bench/request_cycle.py (``pooled``, ``persistent``,
 ``default``...), plus ``pooled-budget``: ``pooled`` under ``MYSQLPOOL_BUDGET = 8``,
 which records who holds each checkout. The server is tests/dbserver.py's
 (throwaway unless MYSQLPOOL_TEST_HOST names one).
 
-Usage: python bench/instructions.py [--requests N] [--warmup N] [CONFIG ...]
+Usage: python bench/instructions.py [--requests N] [--warmup N] [--threads N] [--hash-seed S] [CONFIG ...]
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,22 +60,42 @@ END_MARK = "/mysqlpool-bench-counted-cycles-end"
 # ---------------------------------------------------------------- worker process
 
 
-def worker(config_name: str, warmup: int, requests: int) -> None:
-    """Warm up, then run the counted cycles between the marks, in step with the controller."""
+def worker(config_name: str, warmup: int, requests: int, threads: int) -> None:
+    """Warm up, then run the counted cycles between the marks, in step with the controller.
+
+    The threads live until the end mark is passed, so that their counts are read.
+    """
     server = configured_server()
     assert server is not None, "worker mode needs the server in MYSQLPOOL_TEST_* variables"
     config = CONFIGS_BY_NAME["pooled" if config_name == BUDGET_CONFIG else config_name]
-    configure_django(database_settings(config, 1, server))
+    configure_django(database_settings(config, threads, server))
     if config_name == BUDGET_CONFIG:
         from mysqlpool import set_budget
 
         set_budget(8)
-    for _ in range(warmup):
-        request_cycle()
+    warm, counted, ended = threading.Barrier(threads + 1), threading.Barrier(threads + 1), threading.Event()
+
+    def run() -> None:
+        for _ in range(warmup):
+            request_cycle()
+        warm.wait()
+        warm.wait()  # the start mark is passed
+        for _ in range(requests // threads):
+            request_cycle()
+        counted.wait()
+        ended.wait()
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    warm.wait()
     mark(START_MARK)
-    for _ in range(requests):
-        request_cycle()
+    warm.wait()
+    counted.wait()
     mark(END_MARK)
+    ended.set()
+    for thread in workers:
+        thread.join()
 
 
 def mark(path: str) -> None:
@@ -106,7 +133,8 @@ def go_on(process: subprocess.Popen[str]) -> None:
 
 
 def worker_command(config: str, options: argparse.Namespace) -> list[str]:
-    return [sys.executable, __file__, "worker", config, str(options.warmup), str(options.requests)]
+    counts = (options.warmup, options.requests, options.threads)
+    return [sys.executable, __file__, "worker", config, *map(str, counts)]
 
 
 def instructions(config: str, options: argparse.Namespace, env: dict[str, str]) -> float:
@@ -147,6 +175,29 @@ def system_calls(config: str, options: argparse.Namespace, env: dict[str, str]) 
     return {name: count / options.requests for name, count in calls.items() if count > 0}
 
 
+def context_switches(config: str, options: argparse.Namespace, env: dict[str, str]) -> float:
+    """Context switches of the worker's threads per counted request cycle."""
+    with started(worker_command(config, options), env) as process:
+        at_mark(process, START_MARK)
+        before = switches_of(process.pid)
+        go_on(process)
+        at_mark(process, END_MARK)
+        after = switches_of(process.pid)
+        go_on(process)
+        process.wait(timeout=600)
+    return (after - before) / options.requests
+
+
+def switches_of(pid: int) -> int:
+    """Context switches so far of every thread of ``pid``."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                total += int(line.split()[1])
+    return total
+
+
 def syscall_name(line: str) -> str | None:
     """The system call of one strace line (``PID name(args) = result``), if it shows one."""
     match = re.match(r"^\d+\s+([a-z_0-9]+)\(", line)
@@ -154,33 +205,46 @@ def syscall_name(line: str) -> str | None:
 
 
 def main() -> int:
-    if len(sys.argv) == 5 and sys.argv[1] == "worker":
-        worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    if len(sys.argv) == 6 and sys.argv[1] == "worker":
+        worker(sys.argv[2], *map(int, sys.argv[3:]))
         return 0
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=1000, help="request cycles counted (default 1000)")
     parser.add_argument("--warmup", type=int, default=100, help="cycles before counting (default 100)")
+    parser.add_argument("--threads", type=int, default=1, help="threads of the worker (default 1)")
+    parser.add_argument("--hash-seed", default="0", help="the workers' PYTHONHASHSEED (default 0)")
     parser.add_argument("configs", nargs="*", default=DEFAULT_CONFIGS, help="default: %(default)s")
     options = parser.parse_args()
     import django
 
     with test_server() as server:
-        env = {**os.environ, **server.environ()}
+        env = {**os.environ, **server.environ(), "PYTHONHASHSEED": options.hash_seed}
         rows = [
-            (config, instructions(config, options, env), system_calls(config, options, env))
+            (
+                config,
+                instructions(config, options, env),
+                system_calls(config, options, env),
+                context_switches(config, options, env),
+            )
             for config in options.configs
         ]
     reference = rows[0][1]
     print(
-        f"Per request cycle on one thread, Django {django.__version__}, Python "
-        f"{sys.version.split()[0]}, {options.requests} cycles counted after {options.warmup}:"
+        f"Per request cycle on {options.threads} thread(s), Django {django.__version__}, Python "
+        f"{sys.version.split()[0]}, {options.requests} cycles counted after {options.warmup} per thread, "
+        f"PYTHONHASHSEED={options.hash_seed}:"
     )
-    print(f"{'configuration':<15} {'instructions':>12} {'ratio':>6}  {'syscalls':>8}  by name")
-    for config, cpu, calls in rows:
+    print(
+        f"{'configuration':<15} {'instructions':>12} {'ratio':>6}  {'switches':>8}  {'syscalls':>8}  by name"
+    )
+    for config, cpu, calls, switches in rows:
         shown = ", ".join(f"{name} {count:.2f}" for name, count in sorted(calls.items()) if count >= 0.005)
-        print(f"{config:<15} {cpu:>12,.0f} {cpu / reference:>5.2f}x  {sum(calls.values()):>8.2f}  {shown}")
+        print(
+            f"{config:<15} {cpu:>12,.0f} {cpu / reference:>5.2f}x  {switches:>8.2f}  "
+            f"{sum(calls.values()):>8.2f}  {shown}"
+        )
     return 0
 
 

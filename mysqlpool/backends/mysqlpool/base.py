@@ -231,7 +231,8 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         else:
             self.set_autocommit(autocommit)
             self.init_connection_state()
-        connection_created.send(sender=self.__class__, connection=self)
+        if connection_created.receivers:  # Signal.send() asks the same first, after a call
+            connection_created.send(sender=self.__class__, connection=self)
         self.run_on_commit = []
 
     def close_if_unusable_or_obsolete(self) -> None:
