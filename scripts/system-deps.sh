@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the system has what `make test` needs outside Python: a C compiler,
 # pkg-config and the MariaDB client headers to build mysqlclient (it has no Linux
-# wheels), mariadbd to run the tests' throwaway server, and strace. Installs what is
+# wheels), mariadbd to run the tests' throwaway server, strace, and redis-server
+# for the Celery tests' throwaway broker. Installs what is
 # missing with apt-get when run as root on Debian or Ubuntu; otherwise prints the
 # command to run and fails. With "bench" as second argument, also what `make bench`
 # counts with: valgrind (callgrind).
@@ -24,6 +25,8 @@ command -v mariadb-install-db >/dev/null 2>&1 || missing+=(mariadb-server-core)
 command -v my_print_defaults >/dev/null 2>&1 || missing+=(mariadb-client-core)
 # A daemon test holds a start in setsid() with strace's fault injection.
 command -v strace >/dev/null 2>&1 || missing+=(strace)
+# The Celery tests' broker.
+have_sbin redis-server || missing+=(redis-server)
 if ! "$python" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
     missing+=(python3-dev)
 fi

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import MySQLdb
@@ -45,6 +45,10 @@ class Server:
         own = self.conn.thread_id()
         return {row[0] for row in self.processlist() if row[3] == self.database and row[0] != own}
 
+    def connects(self) -> int:
+        """How many connections the server has accepted since it started (status Connections)."""
+        return int(self.query("SHOW GLOBAL STATUS LIKE 'Connections'")[0][1])
+
     def kill(self, session_id: int) -> None:
         self.query(f"KILL CONNECTION {int(session_id)}")
 
@@ -57,6 +61,38 @@ class Server:
 
     def all_sessions(self) -> set[int]:
         return {row[0] for row in self.processlist()}
+
+
+class SessionSampler:
+    """Counts, in a thread of its own, the sessions the server lists on the test database.
+
+    ``observers`` are sessions of the test itself, left out. Use it as a context
+    manager; ``counts`` holds every sample, ``peak`` the largest.
+    """
+
+    def __init__(self, settings: dict[str, Any], observers: Iterable[int] = ()) -> None:
+        self.counts: list[int] = []
+        self._watcher = Server(settings)
+        self._observers = set(observers)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="session-sampler")
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.counts.append(len(self._watcher.sessions() - self._observers))
+
+    @property
+    def peak(self) -> int:
+        return max(self.counts, default=0)
+
+    def __enter__(self) -> SessionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._watcher.conn.close()
 
 
 def connection_id(wrapper: Any) -> int:

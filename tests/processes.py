@@ -1,12 +1,14 @@
-"""Django management commands run as real processes against the tests' server."""
+"""Django management commands and servers run as real processes against the tests' server."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO
 
 from django.db import connections
 
@@ -28,6 +30,26 @@ def start_command(
     ``python`` may be a command that runs Python (under strace, say); ``umask`` is
     the process's, if not -1.
     """
+    return start_module(
+        database_server, "django", *args, settings=settings, umask=umask, python=python, **environ
+    )
+
+
+def start_module(
+    database_server: dbserver.Server,
+    module: str,
+    *args: str,
+    settings: str,
+    umask: int = -1,
+    python: Sequence[str] = (sys.executable,),
+    output: IO[str] | None = None,
+    **environ: str,
+) -> subprocess.Popen[str]:
+    """``python -m MODULE ARGS`` in a fresh process, with Django's settings on the test database.
+
+    Its output goes to pipes, or both streams to ``output``: a server that logs
+    more than a pipe holds while nobody reads would stop.
+    """
     env = {
         **os.environ,
         **database_server.environ(),
@@ -37,14 +59,22 @@ def start_command(
         **environ,
     }
     return subprocess.Popen(
-        [*python, "-m", "django", *args],
+        [*python, "-m", module, *args],
         env=env,
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=output or subprocess.PIPE,
+        stderr=output or subprocess.PIPE,
         text=True,
         umask=umask,
     )
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30, what: str = "condition") -> None:
+    """Return once ``condition()`` is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} not met in {timeout}s"
+        time.sleep(0.02)
 
 
 def server_connections_of(pid: int, port: int) -> int:

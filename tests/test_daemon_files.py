@@ -22,7 +22,8 @@ import pytest
 
 from tests import dbserver
 from tests.helpers import Server
-from tests.test_daemon import log_text, refused, start_worker, states, stop, wait_for
+from tests.processes import wait_for
+from tests.test_daemon import log_text, refused, start_worker, states, stop
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

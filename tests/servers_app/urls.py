@@ -1,0 +1,10 @@
+from django.urls import path
+
+from tests.servers_app import views
+
+urlpatterns = [
+    path("ping", views.ping),
+    path("hit", views.hit),
+    path("async-hit", views.async_hit),
+    path("stats", views.stats),
+]
