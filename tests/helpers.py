@@ -95,6 +95,14 @@ class SessionSampler:
         self._watcher.conn.close()
 
 
+def connections_by_pid(uses: Iterable[tuple[int, int]]) -> dict[int, set[int]]:
+    """(pid, server connection id) pairs: for each process, the connections it used."""
+    by_pid: dict[int, set[int]] = {}
+    for pid, connection in uses:
+        by_pid.setdefault(pid, set()).add(connection)
+    return by_pid
+
+
 def connection_id(wrapper: Any) -> int:
     with wrapper.cursor() as cursor:
         cursor.execute("SELECT CONNECTION_ID()")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from django.db import connections
 
 from tests import dbserver
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,12 +48,14 @@ def start_module(
     umask: int = -1,
     python: Sequence[str] = (sys.executable,),
     output: IO[str] | None = None,
+    new_session: bool = False,
     **environ: str,
 ) -> subprocess.Popen[str]:
     """``python -m MODULE ARGS`` in a fresh process, with Django's settings on the test database.
 
     Its output goes to pipes, or both streams to ``output``: a server that logs
-    more than a pipe holds while nobody reads would stop.
+    more than a pipe holds while nobody reads would stop. With ``new_session``, it
+    leads a process group of its own, which its children join.
     """
     env = {
         **os.environ,
@@ -66,6 +73,7 @@ def start_module(
         stderr=output or subprocess.PIPE,
         text=True,
         umask=umask,
+        start_new_session=new_session,
     )
 
 
@@ -75,6 +83,50 @@ def wait_for(condition: Callable[[], object], timeout: float = 30, what: str = "
     while not condition():
         assert time.monotonic() < deadline, f"{what} not met in {timeout}s"
         time.sleep(0.02)
+
+
+class ServerProcess:
+    """A server a test starts (``python -m MODULE``), its output in ``log``.
+
+    As a context manager, it kills the server and every process of its group at
+    exit if the test did not stop it: a failed test leaves no server running.
+    """
+
+    def __init__(
+        self, database_server: dbserver.Server, log: Path, module: str, *args: str, **environ: str
+    ) -> None:
+        self.log = log
+        with log.open("w") as output:
+            self.process = start_module(
+                database_server,
+                module,
+                *args,
+                settings="tests.servers_settings",
+                output=output,
+                new_session=True,
+                **environ,
+            )
+
+    def stop(self) -> None:
+        """SIGTERM, a graceful stop, after which the server must exit 0."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=60)
+        finally:
+            self.kill()
+        assert code == 0, self.log.read_text()
+
+    def kill(self) -> None:
+        """SIGKILL to the server's process group (its workers too), if it has one left."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill()
 
 
 def server_connections_of(pid: int, port: int) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from celery import Celery
 from django.db import connections
 
 from tests import dbserver
-from tests.helpers import Server, SessionSampler
-from tests.processes import start_module, wait_for
+from tests.helpers import Server, SessionSampler, connections_by_pid
+from tests.processes import ServerProcess, wait_for
 from tests.redisserver import throwaway_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,33 +50,17 @@ def task_runs(server: Server, broker: str) -> Server:
     return server
 
 
-class Worker:
-    """``celery worker`` on tests/servers_app, its log in a file."""
+class Worker(ServerProcess):
+    """``celery worker`` on tests/servers_app; stop() is Celery's warm shutdown."""
 
     def __init__(self, database_server: dbserver.Server, broker: str, log: Path, *args: str, **environ: str):
-        self.log = log
-        with log.open("w") as output:
-            self.process = start_module(
-                database_server,
-                "celery",
-                "-A", "tests.servers_app.celery_app", "worker",
-                "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                *args,
-                settings="tests.servers_settings",
-                output=output,
-                MYSQLPOOL_TEST_BROKER=broker,
-                MYSQLPOOL_TEST_POOL_SIZE=str(POOL_SIZE),
-                **environ,
-            )  # fmt: skip
-
-    def stop(self) -> None:
-        """SIGTERM (Celery's warm shutdown): it must exit 0."""
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=60)
-        finally:
-            self.process.kill()
-        assert code == 0, self.log.read_text()
+        super().__init__(
+            database_server, log, "celery",
+            "-A", "tests.servers_app.celery_app", "worker",
+            "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            *args,
+            MYSQLPOOL_TEST_BROKER=broker, MYSQLPOOL_TEST_POOL_SIZE=str(POOL_SIZE), **environ,
+        )  # fmt: skip
 
 
 def send(broker: str, task: str, numbers: range) -> None:
@@ -94,11 +79,9 @@ def runs(server: Server, state: str) -> list[tuple[int, int, int]]:
     return [(int(n), int(p), int(c)) for n, p, c in rows]
 
 
-def connections_by_pid(done: list[tuple[int, int, int]]) -> dict[int, set[int]]:
-    by_pid: dict[int, set[int]] = {}
-    for _, pid, connection_id in done:
-        by_pid.setdefault(pid, set()).add(connection_id)
-    return by_pid
+def connections_of(done: list[tuple[int, int, int]]) -> dict[int, set[int]]:
+    """For each process that ran tasks, the server connections it used."""
+    return connections_by_pid((pid, connection) for _, pid, connection in done)
 
 
 def settings() -> dict[str, Any]:
@@ -107,21 +90,26 @@ def settings() -> dict[str, Any]:
 
 @pytest.mark.parametrize("pool_in", ["options", "arguments"])
 def test_prefork_children_reuse_their_pool_and_recycle_without_leaks(
-    database_server: dbserver.Server, broker: str, task_runs: Server, tmp_path: Path, pool_in: str
+    database_server: dbserver.Server,
+    broker: str,
+    task_runs: Server,
+    tmp_path: Path,
+    servers: ExitStack,
+    pool_in: str,
 ) -> None:
     """The pool in OPTIONS["pool"] made Celery's fixup close it around every task: a connection per task."""
     connects_before = task_runs.connects()
     with SessionSampler(settings(), {task_runs.conn.thread_id()}) as sampler:
-        worker = Worker(
+        worker = servers.enter_context(Worker(
             database_server, broker, tmp_path / "worker.log",
             "--pool", "prefork", "--concurrency", str(CHILDREN), "--max-tasks-per-child", "100",
             MYSQLPOOL_TEST_POOL_IN=pool_in, MYSQLPOOL_TEST_BUDGET=str(POOL_SIZE),
-        )  # fmt: skip
+        ))  # fmt: skip
         wait_for(lambda: runs(task_runs, "master"), what="the master's query at worker_init")
         send(broker, "record", range(1, TASKS + 1))
         wait_for(lambda: len(runs(task_runs, "done")) >= TASKS, timeout=120, what=f"{TASKS} tasks done")
         done = runs(task_runs, "done")
-        by_pid = connections_by_pid(done)
+        by_pid = connections_of(done)
         # Children that --max-tasks-per-child ended leave no session behind.
         ended = {pid for pid in by_pid if not Path(f"/proc/{pid}").exists()}
         wait_for(
@@ -145,32 +133,40 @@ def test_prefork_children_reuse_their_pool_and_recycle_without_leaks(
 
 
 def test_threads_share_the_budget_of_their_process(
-    database_server: dbserver.Server, broker: str, task_runs: Server, tmp_path: Path
+    database_server: dbserver.Server, broker: str, task_runs: Server, tmp_path: Path, servers: ExitStack
 ) -> None:
     """--pool threads: 4 threads, a budget of 2 (one kept by the master's startup query)."""
     with SessionSampler(settings(), {task_runs.conn.thread_id()}) as sampler:
-        worker = Worker(
+        worker = servers.enter_context(Worker(
             database_server, broker, tmp_path / "worker.log",
             "--pool", "threads", "--concurrency", "4",
             MYSQLPOOL_TEST_BUDGET=str(POOL_SIZE),
-        )  # fmt: skip
+        ))  # fmt: skip
         send(broker, "record", range(1, 201))
         wait_for(lambda: len(runs(task_runs, "done")) >= 200, timeout=120, what="200 tasks done")
         worker.stop()
     done = runs(task_runs, "done")
     assert len(done) == 200
     [(_, pid, master_connection)] = runs(task_runs, "master")
-    by_pid = connections_by_pid(done)
+    by_pid = connections_of(done)
     assert list(by_pid) == [pid]  # the threads of the worker's own process ran them
     assert len(by_pid[pid] | {master_connection}) <= POOL_SIZE
     assert sampler.peak <= POOL_SIZE
 
 
 def test_a_child_killed_mid_task_has_its_task_run_again_exactly_once(
-    database_server: dbserver.Server, broker: str, task_runs: Server, tmp_path: Path
+    database_server: dbserver.Server, broker: str, task_runs: Server, tmp_path: Path, servers: ExitStack
 ) -> None:
-    worker = Worker(
-        database_server, broker, tmp_path / "worker.log", "--pool", "prefork", "--concurrency", str(CHILDREN)
+    worker = servers.enter_context(
+        Worker(
+            database_server,
+            broker,
+            tmp_path / "worker.log",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(CHILDREN),
+        )
     )
     send(broker, "hold", range(1, 2))
     wait_for(lambda: runs(task_runs, "started"), what="the task started")
