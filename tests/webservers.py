@@ -65,6 +65,9 @@ class WebServer(ServerProcess):
         assert port is not None
         self.url = f"http://127.0.0.1:{port}"
         address = ["--bind", f"127.0.0.1:{port}"] if module == "gunicorn" else ["--port", str(port)]
+        if module == "uvicorn":
+            # Since 0.29 it ends a graceful stop by raising the signal it caught again.
+            self.exit_codes = (0, -signal.SIGTERM)
         super().__init__(database_server, log, module, *args, *address, **environ)
         try:
             wait_for(self.ready, timeout=60, what=f"{module} answering")
