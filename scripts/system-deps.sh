@@ -5,13 +5,14 @@
 # for the Celery tests' throwaway broker. Installs what is
 # missing with apt-get when run as root on Debian or Ubuntu; otherwise prints the
 # command to run and fails. With "bench" as second argument, also what `make bench`
-# counts with: valgrind (callgrind).
+# counts and loads with: valgrind (callgrind) and wrk.
 set -euo pipefail
 
 python=${1:-python3}
 missing=()
 if [ "${2:-}" = bench ]; then
     command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 fi
 
 command -v cc >/dev/null 2>&1 || missing+=(gcc)

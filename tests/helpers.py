@@ -66,12 +66,15 @@ class Server:
 class SessionSampler:
     """Counts, in a thread of its own, the sessions the server lists on the test database.
 
-    ``observers`` are sessions of the test itself, left out. Use it as a context
-    manager; ``counts`` holds every sample, ``peak`` the largest.
+    ``observers`` are sessions of the test itself, left out; ``interval`` the
+    seconds between two samples (0: none, for tests; a benchmark leaves the CPU to
+    what it measures). Use it as a context manager; ``counts`` holds every sample,
+    ``peak`` the largest.
     """
 
-    def __init__(self, settings: dict[str, Any], observers: Iterable[int] = ()) -> None:
+    def __init__(self, settings: dict[str, Any], observers: Iterable[int] = (), interval: float = 0) -> None:
         self.counts: list[int] = []
+        self._interval = interval
         self._watcher = Server(settings)
         self._observers = set(observers)
         self._stop = threading.Event()
@@ -80,6 +83,7 @@ class SessionSampler:
     def _sample(self) -> None:
         while not self._stop.is_set():
             self.counts.append(len(self._watcher.sessions() - self._observers))
+            self._stop.wait(self._interval)
 
     @property
     def peak(self) -> int:

@@ -49,18 +49,20 @@ def start_module(
     python: Sequence[str] = (sys.executable,),
     output: IO[str] | None = None,
     new_session: bool = False,
+    database: str | None = None,
     **environ: str,
 ) -> subprocess.Popen[str]:
     """``python -m MODULE ARGS`` in a fresh process, with Django's settings on the test database.
 
     Its output goes to pipes, or both streams to ``output``: a server that logs
     more than a pipe holds while nobody reads would stop. With ``new_session``, it
-    leads a process group of its own, which its children join.
+    leads a process group of its own, which its children join. ``database``: the
+    database's name, if not the test database.
     """
     env = {
         **os.environ,
         **database_server.environ(),
-        "MYSQLPOOL_TEST_DATABASE": connections["default"].settings_dict["NAME"],
+        "MYSQLPOOL_TEST_DATABASE": database or connections["default"].settings_dict["NAME"],
         "DJANGO_SETTINGS_MODULE": settings,
         "PYTHONPATH": str(ROOT),
         **environ,
@@ -96,7 +98,14 @@ class ServerProcess:
     exit_codes: tuple[int, ...] = (0,)
 
     def __init__(
-        self, database_server: dbserver.Server, log: Path, module: str, *args: str, **environ: str
+        self,
+        database_server: dbserver.Server,
+        log: Path,
+        module: str,
+        *args: str,
+        settings: str = "tests.servers_settings",
+        database: str | None = None,
+        **environ: str,
     ) -> None:
         self.log = log
         with log.open("w") as output:
@@ -104,9 +113,10 @@ class ServerProcess:
                 database_server,
                 module,
                 *args,
-                settings="tests.servers_settings",
+                settings=settings,
                 output=output,
                 new_session=True,
+                database=database,
                 **environ,
             )
 

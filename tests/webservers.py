@@ -59,7 +59,14 @@ class WebServer(ServerProcess):
     """``python -m MODULE ARGS`` listening on a free port; ready once /ping answers."""
 
     def __init__(
-        self, database_server: dbserver.Server, log: Path, module: str, *args: str, **environ: str
+        self,
+        database_server: dbserver.Server,
+        log: Path,
+        module: str,
+        *args: str,
+        settings: str = "tests.servers_settings",
+        database: str | None = None,
+        **environ: str,
     ) -> None:
         port = get_port(None)
         assert port is not None
@@ -68,7 +75,9 @@ class WebServer(ServerProcess):
         if module == "uvicorn":
             # Since 0.29 it ends a graceful stop by raising the signal it caught again.
             self.exit_codes = (0, -signal.SIGTERM)
-        super().__init__(database_server, log, module, *args, *address, **environ)
+        super().__init__(
+            database_server, log, module, *args, *address, settings=settings, database=database, **environ
+        )
         try:
             wait_for(self.ready, timeout=60, what=f"{module} answering")
         except BaseException:
