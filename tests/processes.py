@@ -113,12 +113,25 @@ class ServerProcess:
                 database_server,
                 module,
                 *args,
+                *self.own_arguments(module),
                 settings=settings,
                 output=output,
                 new_session=True,
                 database=database,
                 **environ,
             )
+        try:
+            self.wait_until_ready()
+        except BaseException:
+            self.kill()
+            raise
+
+    def own_arguments(self, module: str) -> list[str]:
+        """Arguments a kind of server adds to the test's (none here)."""
+        return []
+
+    def wait_until_ready(self) -> None:
+        """Return once the server serves (at once here)."""
 
     def stop(self) -> None:
         """SIGTERM, a graceful stop, after which the server must end as ``exit_codes`` say."""

@@ -8,12 +8,10 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from port_for import get_port
 
-from tests import dbserver
 from tests.helpers import connections_by_pid
 from tests.processes import ServerProcess, wait_for
 
@@ -58,31 +56,19 @@ def connections_of(replies: list[Reply]) -> dict[int, set[int]]:
 class WebServer(ServerProcess):
     """``python -m MODULE ARGS`` listening on a free port; ready once /ping answers."""
 
-    def __init__(
-        self,
-        database_server: dbserver.Server,
-        log: Path,
-        module: str,
-        *args: str,
-        settings: str = "tests.servers_settings",
-        database: str | None = None,
-        **environ: str,
-    ) -> None:
+    def own_arguments(self, module: str) -> list[str]:
         port = get_port(None)
         assert port is not None
         self.url = f"http://127.0.0.1:{port}"
-        address = ["--bind", f"127.0.0.1:{port}"] if module == "gunicorn" else ["--port", str(port)]
+        self.module = module
         if module == "uvicorn":
             # Since 0.29 it ends a graceful stop by raising the signal it caught again.
             self.exit_codes = (0, -signal.SIGTERM)
-        super().__init__(
-            database_server, log, module, *args, *address, settings=settings, database=database, **environ
-        )
-        try:
-            wait_for(self.ready, timeout=60, what=f"{module} answering")
-        except BaseException:
-            self.kill()
-            raise
+            return ["--port", str(port)]
+        return ["--bind", f"127.0.0.1:{port}"]
+
+    def wait_until_ready(self) -> None:
+        wait_for(self.ready, timeout=60, what=f"{self.module} answering")
 
     def ready(self) -> bool:
         assert self.process.poll() is None, self.log.read_text()
