@@ -179,4 +179,4 @@ def test_a_child_killed_mid_task_has_its_task_run_again_exactly_once(
     started = runs(task_runs, "started")
     assert [pid != killed for _, pid, _ in started] == [False, True]
     assert len(runs(task_runs, "done")) == 1
-    assert killed_connection not in task_runs.sessions()
+    wait_for(lambda: killed_connection not in task_runs.sessions(), what="the killed child's session gone")

@@ -33,9 +33,11 @@ def start_gunicorn(database_server: dbserver.Server, log: Path, worker_class: st
     Importing the app runs a query (tests/servers_app/wsgi.py): the master holds a
     connection when it forks.
     """
+    # gunicorn turns a sync worker given threads into a gthread one.
+    threads = ["--threads", "4"] if worker_class == "gthread" else []
     return WebServer(
         database_server, log, "gunicorn", "tests.servers_app.wsgi:application",
-        "--workers", str(WORKERS), "--worker-class", worker_class, "--threads", "4",
+        "--workers", str(WORKERS), "--worker-class", worker_class, *threads,
         "--preload", "--graceful-timeout", "20", *args,
         MYSQLPOOL_TEST_BUDGET=str(BUDGET), MYSQLPOOL_TEST_POOL_SIZE=str(BUDGET),
         MYSQLPOOL_TEST_QUERY_AT_IMPORT="1",
