@@ -11,6 +11,7 @@ import MySQLdb
 
 from mysqlpool import registry
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+from tests.processes import established_to
 
 
 class Server:
@@ -42,8 +43,16 @@ class Server:
 
     def sessions(self) -> set[int]:
         """Ids of the server sessions connected to the test database."""
+        return set(self.client_ports())
+
+    def client_ports(self) -> dict[int, int]:
+        """The server sessions on the test database, and the port of each one's client (0: not TCP)."""
         own = self.conn.thread_id()
-        return {row[0] for row in self.processlist() if row[3] == self.database and row[0] != own}
+        return {
+            row[0]: int(row[2].rsplit(":", 1)[1]) if ":" in row[2] else 0
+            for row in self.processlist()
+            if row[3] == self.database and row[0] != own
+        }
 
     def connects(self) -> int:
         """How many connections the server has accepted since it started (status Connections)."""
@@ -68,13 +77,22 @@ class SessionSampler:
 
     ``observers`` are sessions of the test itself, left out; ``interval`` the
     seconds between two samples (0: none, for tests; a benchmark leaves the CPU to
-    what it measures). Use it as a context manager; ``counts`` holds every sample,
-    ``peak`` the largest.
+    what it measures). With ``held_only``, a session counts only while a process of
+    this host holds its client socket: MariaDB lists a session a moment after its
+    client has hung up (a recycled worker's), which no process holds any more. Use
+    it as a context manager; ``counts`` holds every sample, ``peak`` the largest.
     """
 
-    def __init__(self, settings: dict[str, Any], observers: Iterable[int] = (), interval: float = 0) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        observers: Iterable[int] = (),
+        interval: float = 0,
+        held_only: bool = False,
+    ) -> None:
         self.counts: list[int] = []
         self._interval = interval
+        self._held_only_to = int(settings["PORT"]) if held_only else None
         self._watcher = Server(settings)
         self._observers = set(observers)
         self._stop = threading.Event()
@@ -82,8 +100,15 @@ class SessionSampler:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.counts.append(len(self._watcher.sessions() - self._observers))
+            self.counts.append(self._count())
             self._stop.wait(self._interval)
+
+    def _count(self) -> int:
+        sessions = self._watcher.client_ports()
+        if self._held_only_to is not None:
+            held = established_to(self._held_only_to)
+            sessions = {session: port for session, port in sessions.items() if port in held}
+        return len(sessions.keys() - self._observers)
 
     @property
     def peak(self) -> int:

@@ -165,13 +165,27 @@ def server_connections_of(pid: int, port: int) -> int:
             continue
         if target.startswith("socket:["):
             sockets.add(target[len("socket:[") : -1])
-    count = 0
+    return len(sockets & set(established_to(port).values()))
+
+
+def established_to(port: int) -> dict[int, str]:
+    """This host's client sockets connected to ``port``: local port -> socket inode.
+
+    A socket its process closed (or that died with it) is no longer ESTABLISHED,
+    even while the server has not yet ended the session.
+    """
+    found = {}
     for table in ("tcp", "tcp6"):
-        for row in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+        for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
             fields = row.split()
-            remote_port, state, inode = int(fields[2].rsplit(":", 1)[1], 16), fields[3], fields[9]
-            count += remote_port == port and state == _ESTABLISHED and inode in sockets
-    return count
+            if _port(fields[2]) == port and fields[3] == _ESTABLISHED:
+                found[_port(fields[1])] = fields[9]
+    return found
+
+
+def _port(address: str) -> int:
+    """The port of an address column of /proc/net/tcp (hexadecimal)."""
+    return int(address.rsplit(":", 1)[1], 16)
 
 
 _ESTABLISHED = "01"  # the state column of /proc/net/tcp

@@ -99,7 +99,7 @@ def test_prefork_children_reuse_their_pool_and_recycle_without_leaks(
 ) -> None:
     """The pool in OPTIONS["pool"] made Celery's fixup close it around every task: a connection per task."""
     connects_before = task_runs.connects()
-    with SessionSampler(settings(), {task_runs.conn.thread_id()}) as sampler:
+    with SessionSampler(settings(), {task_runs.conn.thread_id()}, held_only=True) as sampler:
         worker = servers.enter_context(Worker(
             database_server, broker, tmp_path / "worker.log",
             "--pool", "prefork", "--concurrency", str(CHILDREN), "--max-tasks-per-child", "100",
@@ -136,7 +136,7 @@ def test_threads_share_the_budget_of_their_process(
     database_server: dbserver.Server, broker: str, task_runs: Server, tmp_path: Path, servers: ExitStack
 ) -> None:
     """--pool threads: 4 threads, a budget of 2 (one kept by the master's startup query)."""
-    with SessionSampler(settings(), {task_runs.conn.thread_id()}) as sampler:
+    with SessionSampler(settings(), {task_runs.conn.thread_id()}, held_only=True) as sampler:
         worker = servers.enter_context(Worker(
             database_server, broker, tmp_path / "worker.log",
             "--pool", "threads", "--concurrency", "4",

@@ -46,8 +46,8 @@ def start_gunicorn(database_server: dbserver.Server, log: Path, worker_class: st
 
 @pytest.fixture
 def watched(server: Server) -> Iterator[tuple[Server, SessionSampler]]:
-    """The server, and a sampler of its sessions on the test database."""
-    with SessionSampler(connections["default"].settings_dict) as sampler:
+    """The server, and a sampler of the sessions on the test database that a process holds."""
+    with SessionSampler(connections["default"].settings_dict, held_only=True) as sampler:
         yield server, sampler
 
 
