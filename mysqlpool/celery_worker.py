@@ -3,10 +3,11 @@
 Celery's Django fixup (``celery/fixups/django.py``, ``_close_database``, since
 celery #9953 and #10020; 5.7 does it) calls ``connection.close_pool()`` in prefork
 workers before and after every task, for every alias whose ``OPTIONS`` has
-``"pool"`` (celery #10554). Its purpose is that a
-forked child never uses its parent's pool, which mysqlpool's at-fork handler
-already guarantees (mysqlpool/forking.py); taken literally at every task, it would
-close the pool's connections twice per task and pooling would be silently off.
+``"pool"`` (celery #10554). Its purpose is that a forked child never uses its
+parent's pool, which mysqlpool's at-fork handler already guarantees
+(mysqlpool/forking.py); taken literally at every task, it would close the pool's
+connections twice per task and pooling would be silently off (300 tasks, 300
+connections).
 
 Celery is never imported here: if no module of it is loaded, no task can run.
 """
