@@ -143,9 +143,14 @@ class ServerProcess:
         assert code in self.exit_codes, f"exit status {code}: {self.log.read_text()}"
 
     def kill(self) -> None:
-        """SIGKILL to the server's process group (its workers too), if it has one left."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        """SIGKILL to the server's process group (its workers too), unless it has ended.
+
+        Only while the server is not yet reaped is its pid surely its group's: once
+        reaped, the number may go to an unrelated process (pids wrap around).
+        """
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
     def __enter__(self) -> Self:
