@@ -44,7 +44,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/instructions.py
 	$(BIN)/python bench/request_cycle.py --json .cache/bench/request_cycle.json
 	$(BIN)/python bench/job_queue.py --json .cache/bench/job_queue.json
-	$(BIN)/python bench/chart.py .cache/bench/request_cycle.json .cache/bench/job_queue.json .cache/bench/bench.png
+	$(BIN)/python bench/web_requests.py --json .cache/bench/web_requests.json
+	$(BIN)/python bench/chart.py .cache/bench/request_cycle.json .cache/bench/job_queue.json \
+		.cache/bench/web_requests.json .cache/bench/bench.png
 	$(BIN)/python bench/load.py --json .cache/bench/load.json
 	$(BIN)/python bench/network.py
 

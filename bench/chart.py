@@ -1,7 +1,7 @@
 """Draw the results of ``make bench`` into one PNG: request cycle ratios, time per request
-projected over a network from its round trips, job queue figures.
+projected over a network from its round trips, job queue, web requests.
 
-python bench/chart.py REQUEST_CYCLE.json JOB_QUEUE.json OUT.png
+python bench/chart.py REQUEST_CYCLE.json JOB_QUEUE.json WEB_REQUESTS.json OUT.png
 """
 
 from __future__ import annotations
@@ -39,10 +39,16 @@ def draw_projection(axes: Axes, rows: list[dict[str, Any]]) -> None:
     axes.legend(fontsize=8)
 
 
-def main(argv: list[str]) -> int:
-    request_cycle, job_queue = (json.loads(Path(path).read_text()) for path in argv[:2])
-    figure, (ratios, network, queue) = plt.subplots(1, 3, figsize=(18, 4.5))
+# The web benchmark's ratios to persistent, and their labels.
+WEB_RATIOS = (
+    ("throughput_ratio", "req/s"),
+    ("p50_ratio", "p50"),
+    ("p99_ratio", "p99"),
+    ("connections_ratio", "server connections"),
+)
 
+
+def request_cycle_panel(ratios: Any, network: Any, request_cycle: dict[str, Any]) -> None:
     rows = [row for row in request_cycle["rows"] if row["ratio"] is not None]
     configs = sorted(
         {row["config"] for row in rows}, key=lambda name: [r["config"] for r in rows].index(name)
@@ -72,6 +78,8 @@ def main(argv: list[str]) -> int:
 
     draw_projection(network, [row for row in rows if row["threads"] == 1])
 
+
+def job_queue_panel(queue: Any, job_queue: dict[str, Any]) -> None:
     names = [row["config"] for row in job_queue["rows"]]
     queue.bar(names, [row["jobs_per_second"] for row in job_queue["rows"]], color="tab:green")
     queue.set_ylabel("jobs/s")
@@ -85,9 +93,30 @@ def main(argv: list[str]) -> int:
         )
     queue.tick_params(axis="x", labelsize=8)
 
+
+def web_panel(web: Any, web_requests: dict[str, Any]) -> None:
+    rows = web_requests["rows"]
+    width = 0.8 / len(WEB_RATIOS)
+    for offset, (field, label) in enumerate(WEB_RATIOS):
+        web.bar(
+            [i + offset * width for i in range(len(rows))], [row[field] for row in rows], width, label=label
+        )
+    web.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))], [row["config"] for row in rows])
+    web.axhline(1.0, color="grey", linewidth=0.8)
+    web.set_ylabel("ratio to persistent")
+    web.set_title("gunicorn gthread 2x8 under wrk, 64 connections")
+    web.legend(fontsize=8)
+
+
+def main(argv: list[str]) -> int:
+    request_cycle, job_queue, web_requests = (json.loads(Path(path).read_text()) for path in argv[:3])
+    figure, (ratios, network, queue, web) = plt.subplots(1, 4, figsize=(24, 4.5))
+    request_cycle_panel(ratios, network, request_cycle)
+    job_queue_panel(queue, job_queue)
+    web_panel(web, web_requests)
     figure.tight_layout()
-    figure.savefig(argv[2], dpi=100)
-    print(f"Chart written to {argv[2]}")
+    figure.savefig(argv[3], dpi=100)
+    print(f"Chart written to {argv[3]}")
     return 0
 
 

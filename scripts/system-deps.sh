@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Make sure the system has what `make test` needs outside Python: a C compiler,
 # pkg-config and the MariaDB client headers to build mysqlclient (it has no Linux
-# wheels), mariadbd to run the tests' throwaway server, strace, and nftables (the
-# network lab's rules, tests/netlab.py). Installs what is
+# wheels), mariadbd to run the tests' throwaway server, strace, nftables (the
+# network lab's rules, tests/netlab.py) and redis-server for the Celery tests'
+# throwaway broker. Installs what is
 # missing with apt-get when run as root on Debian or Ubuntu; otherwise prints the
 # command to run and fails. With "bench" as second argument, also what `make bench`
-# counts with: valgrind (callgrind).
+# counts and loads with: valgrind (callgrind) and wrk.
 set -euo pipefail
 
 python=${1:-python3}
 missing=()
 if [ "${2:-}" = bench ]; then
     command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 fi
 
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
@@ -28,6 +30,8 @@ command -v strace >/dev/null 2>&1 || missing+=(strace)
 # The network lab drops chosen packets with nftables, and creates its namespace with ip.
 have_sbin nft || missing+=(nftables)
 have_sbin ip || missing+=(iproute2)
+# The Celery tests' broker.
+have_sbin redis-server || missing+=(redis-server)
 if ! "$python" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null; then
     missing+=(python3-dev)
 fi

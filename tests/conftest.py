@@ -5,6 +5,7 @@ The helpers the tests share are in tests/helpers.py.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 from collections.abc import Callable, Iterator
@@ -83,6 +84,13 @@ def units(server: Server) -> Server:
     )
     server.query("DELETE FROM daemon_units")
     return server
+
+
+@pytest.fixture
+def servers() -> Iterator[contextlib.ExitStack]:
+    """Where a test enters the servers it starts: killed at its end if still running, pass or fail."""
+    with contextlib.ExitStack() as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import MySQLdb
@@ -13,6 +13,7 @@ from django.db import connections
 from mysqlpool import registry
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from tests import dbserver
+from tests.processes import established_to
 
 
 class Server:
@@ -44,8 +45,20 @@ class Server:
 
     def sessions(self) -> set[int]:
         """Ids of the server sessions connected to the test database."""
+        return set(self.client_ports())
+
+    def client_ports(self) -> dict[int, int]:
+        """The server sessions on the test database, and the port of each one's client (0: not TCP)."""
         own = self.conn.thread_id()
-        return {row[0] for row in self.processlist() if row[3] == self.database and row[0] != own}
+        return {
+            row[0]: int(row[2].rsplit(":", 1)[1]) if ":" in row[2] else 0
+            for row in self.processlist()
+            if row[3] == self.database and row[0] != own
+        }
+
+    def connects(self) -> int:
+        """How many connections the server has accepted since it started (status Connections)."""
+        return int(self.query("SHOW GLOBAL STATUS LIKE 'Connections'")[0][1])
 
     def kill(self, session_id: int) -> None:
         self.query(f"KILL CONNECTION {int(session_id)}")
@@ -59,14 +72,6 @@ class Server:
 
     def all_sessions(self) -> set[int]:
         return {row[0] for row in self.processlist()}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "the condition") -> None:
-    """Return once ``condition()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.02)
 
 
 def admin(server: dbserver.Server, sql: str) -> None:
@@ -86,6 +91,66 @@ def settings_for(server: dbserver.Server, database: str, **extra: Any) -> dict[s
     )
     settings.update(extra)
     return settings
+
+
+class SessionSampler:
+    """Counts, in a thread of its own, the sessions the server lists on the test database.
+
+    ``observers`` are sessions of the test itself, left out; ``interval`` the
+    seconds between two samples (0: none, for tests; a benchmark leaves the CPU to
+    what it measures). With ``held_only``, a session counts only while a process of
+    this host holds its client socket: MariaDB lists a session a moment after its
+    client has hung up (a recycled worker's), which no process holds any more. Use
+    it as a context manager; ``counts`` holds every sample, ``peak`` the largest.
+    """
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        observers: Iterable[int] = (),
+        interval: float = 0,
+        held_only: bool = False,
+    ) -> None:
+        self.counts: list[int] = []
+        self._interval = interval
+        self._held_only_to = int(settings["PORT"]) if held_only else None
+        self._watcher = Server(settings)
+        self._observers = set(observers)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="session-sampler")
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.counts.append(self._count())
+            self._stop.wait(self._interval)
+
+    def _count(self) -> int:
+        sessions = self._watcher.client_ports()
+        if self._held_only_to is not None:
+            held = established_to(self._held_only_to)
+            sessions = {session: port for session, port in sessions.items() if port in held}
+        return len(sessions.keys() - self._observers)
+
+    @property
+    def peak(self) -> int:
+        return max(self.counts, default=0)
+
+    def __enter__(self) -> SessionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._watcher.conn.close()
+
+
+def connections_by_pid(uses: Iterable[tuple[int, int]]) -> dict[int, set[int]]:
+    """(pid, server connection id) pairs: for each process, the connections it used."""
+    by_pid: dict[int, set[int]] = {}
+    for pid, connection in uses:
+        by_pid.setdefault(pid, set()).add(connection)
+    return by_pid
 
 
 def connection_id(wrapper: Any) -> int:

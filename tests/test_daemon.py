@@ -11,7 +11,6 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,8 +20,8 @@ import pytest
 from django.db import connections
 
 from tests import dbserver
-from tests.helpers import Server, wait_for
-from tests.processes import server_connections_of, start_command
+from tests.helpers import Server, SessionSampler
+from tests.processes import server_connections_of, start_command, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,21 +70,9 @@ def states(server: Server) -> dict[str, int]:
 @pytest.fixture
 def sessions_peak(units: Server) -> Iterator[list[int]]:
     """Sessions the server lists on the test database, sampled while the test runs."""
-    peak: list[int] = []
-    stop = threading.Event()
-    watcher = Server(connections["default"].settings_dict)
-    observers = {units.conn.thread_id()}  # the test's own session on the database
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak.append(len(watcher.sessions() - observers))
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    yield peak
-    stop.set()
-    sampler.join()
-    watcher.conn.close()
+    # The test's own session on the database is left out.
+    with SessionSampler(connections["default"].settings_dict, {units.conn.thread_id()}) as sampler:
+        yield sampler.counts
 
 
 def stop(worker: subprocess.Popen[str]) -> tuple[int, str]:

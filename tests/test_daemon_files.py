@@ -21,7 +21,8 @@ from typing import NamedTuple
 import pytest
 
 from tests import dbserver
-from tests.helpers import Server, wait_for
+from tests.helpers import Server
+from tests.processes import wait_for
 from tests.test_daemon import log_text, refused, start_worker, states, stop
 
 pytestmark = [

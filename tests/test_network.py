@@ -28,7 +28,8 @@ from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from mysqlpool.connection import PooledConnection
 from mysqlpool.network import DEFAULT_CONNECT_TIMEOUT, MAX_KEEPALIVE, MIN_KEEPALIVE, KeepAlive
 from tests import dbserver, netlab, processes
-from tests.helpers import admin, connection_id, pool_stats, request_cycle, settings_for, wait_for
+from tests.helpers import admin, connection_id, pool_stats, request_cycle, settings_for
+from tests.processes import wait_for
 
 # The keepalive of the lab's pools: small, so that the tests are quick.
 KEEPALIVE = 2

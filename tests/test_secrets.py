@@ -26,8 +26,7 @@ from django.views.debug import ExceptionReporter
 from mysqlpool import get_stats
 from tests import dbserver
 from tests.helpers import Server, connection_id
-from tests.processes import start_command
-from tests.test_daemon import wait_for
+from tests.processes import start_command, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

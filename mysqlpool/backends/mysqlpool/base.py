@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -27,11 +28,13 @@ from django.db.utils import DatabaseErrorWrapper
 from django.utils.functional import cached_property
 from django.views.decorators.debug import sensitive_variables
 
-from mysqlpool import registry
+from mysqlpool import celery_worker, registry
 from mysqlpool.backends.mysqlpool.creation import DatabaseCreation
 from mysqlpool.connection import PooledConnection
 from mysqlpool.network import with_connect_timeout
 from mysqlpool.pooling import AliasPool, Lease
+
+logger = logging.getLogger("mysqlpool")
 
 
 def _undecorated(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -118,7 +121,19 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         return pool
 
     def close_pool(self) -> None:
-        """Dispose this alias's pool (Celery calls this in forked workers)."""
+        """Dispose this alias's pool, unless Celery's fixup asks around a task.
+
+        Celery's Django fixup calls this before and after every task in prefork
+        workers (see mysqlpool/celery_worker.py): so that a child never uses its
+        parent's pool, which the at-fork handler already ensures. Disposing there
+        would open a connection per task; the fixup has returned the connection
+        with close() just before, which is all a task boundary needs. Outside a
+        task (the fixup's calls at worker and child start, any other caller) the
+        pool is disposed. ``mysqlpool.close_pool()`` always disposes.
+        """
+        if celery_worker.task_running():
+            logger.debug("Pool of alias %r kept: close_pool() called around a Celery task", self.alias)
+            return
         registry.dispose(self.alias)
 
     def get_connection_params(self) -> dict[str, Any]:

@@ -1,0 +1,263 @@
+"""Web benchmark: gunicorn serving a page of three queries, driven by wrk.
+
+gunicorn runs tests/servers_app (bench/web_settings.py) with ``gthread`` workers,
+2 processes x 8 threads; ``wrk --latency`` keeps 64 connections busy on the page
+(``/page``: three queries, then Django's end of request). Each configuration is a
+way for the page to reach the database:
+
+* ``persistent``: Django's MySQL backend, ``CONN_MAX_AGE=None``: the reference,
+  one connection per thread (16);
+* ``per-request``: Django's default, ``CONN_MAX_AGE=0``: a connection per request;
+* ``peer``: django-db-connection-pool, ``POOL_SIZE`` 8 per worker (one per thread);
+* ``mysqlpool``: ``pool_size`` 4, no overflow, ``MYSQLPOOL_BUDGET`` 4 per worker: at
+  most 8 connections for 16 threads.
+
+Method: the machine is small and shared, so each round starts gunicorn afresh for
+each configuration in an order rotated from round to round, warms it up, then
+measures for ``--seconds``; every figure is divided by persistent's in the same
+round, and the table shows the medians. The server's connections on the
+benchmark's database are sampled (SHOW PROCESSLIST, every 50 ms) while wrk runs.
+Targets for mysqlpool: at least 0.95x persistent's requests/s, at most 1.10x its
+p99 latency, at most 8 server connections. The exit status is 0 even when a target
+is missed: this is a report.
+
+Usage: python bench/web_requests.py [--seconds S] [--rounds N] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from contextlib import closing
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+# Run as bench/web_requests.py, this script sees bench/, not the repository root.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import MySQLdb
+
+from tests.dbserver import Server, test_server
+from tests.helpers import SessionSampler
+from tests.webservers import WebServer
+
+DATABASE = "mysqlpool_bench_web"
+WORKERS, THREADS, WRK_CONNECTIONS = 2, 8, 64
+WARMUP_SECONDS = 3
+REFERENCE = "persistent"
+BUDGET = 4
+CONFIGS: dict[str, dict[str, Any]] = {
+    "persistent": {"ENGINE": "django.db.backends.mysql", "CONN_MAX_AGE": None},
+    "per-request": {"ENGINE": "django.db.backends.mysql", "CONN_MAX_AGE": 0},
+    "peer": {
+        "ENGINE": "dj_db_conn_pool.backends.mysql",
+        "POOL_OPTIONS": {"POOL_SIZE": THREADS, "MAX_OVERFLOW": 0},
+    },
+    "mysqlpool": {"OPTIONS": {"pool": {"pool_size": BUDGET, "max_overflow": 0}}},
+}
+MIN_THROUGHPUT, MAX_P99, MAX_CONNECTIONS = 0.95, 1.10, WORKERS * BUDGET
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One wrk run against one configuration."""
+
+    requests_per_second: float
+    p50: float  # seconds
+    p99: float
+    errors: int  # non-2xx responses and socket errors
+    peak_connections: int
+
+
+def seconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * _UNITS[unit]
+
+
+def run_wrk(url: str, duration: float) -> dict[str, float]:
+    """``wrk --latency`` for ``duration`` seconds: requests/s, p50, p99 and errors."""
+    output = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(WRK_CONNECTIONS), "-d", f"{duration:g}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    errors = sum(map(int, re.findall(r"(?:connect|read|write|timeout) (\d+)", output)))
+    errors += int(next(iter(re.findall(r"Non-2xx or 3xx responses: (\d+)", output)), 0))
+    return {
+        "requests_per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "p50": seconds(latency["50"]),
+        "p99": seconds(latency["99"]),
+        "errors": errors,
+    }
+
+
+def measure(server: Server, name: str, duration: float, logs: Path) -> Measurement:
+    """Start gunicorn for configuration ``name``, warm it up, measure, stop it."""
+    budget = {"BENCH_WEB_BUDGET": str(BUDGET)} if name == "mysqlpool" else {}
+    with WebServer(
+        server, logs / f"{name}.log", "gunicorn", "tests.servers_app.wsgi:application",
+        "--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(THREADS),
+        settings="bench.web_settings", database=DATABASE,
+        BENCH_WEB_DATABASE=json.dumps(CONFIGS[name]), **budget,
+    ) as web:  # fmt: skip
+        run_wrk(f"{web.url}/page", WARMUP_SECONDS)
+        with SessionSampler(watcher_settings(server), interval=0.05) as sampler:
+            figures = run_wrk(f"{web.url}/page", duration)
+        web.stop()
+    return Measurement(**figures, peak_connections=sampler.peak)  # type: ignore[arg-type]
+
+
+def watcher_settings(server: Server) -> dict[str, Any]:
+    return {"NAME": DATABASE, "HOST": server.host, "PORT": server.port, "USER": server.user,
+            "PASSWORD": server.password}  # fmt: skip
+
+
+def create_database(server: Server) -> None:
+    connection = MySQLdb.connect(
+        host=server.host, port=server.port, user=server.user, password=server.password
+    )
+    with closing(connection), connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+
+
+Rounds = list[dict[str, Measurement]]
+
+
+def run_rounds(server: Server, duration: float, rounds: int, logs: Path) -> Rounds:
+    names = list(CONFIGS)
+    results: Rounds = []
+    for index in range(rounds):
+        order = names[index % len(names) :] + names[: index % len(names)]
+        results.append({name: measure(server, name, duration, logs) for name in order})
+        line = ", ".join(f"{name} {m.requests_per_second:,.0f} req/s" for name, m in results[-1].items())
+        print(f"round {index + 1}/{rounds}: {line}", file=sys.stderr)
+    return results
+
+
+@dataclass(frozen=True)
+class Row:
+    """A configuration's medians over the rounds, absolute and relative to the reference."""
+
+    config: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    peak_connections: int
+    errors: int
+    throughput_ratio: float
+    p50_ratio: float
+    p99_ratio: float
+    connections_ratio: float
+
+
+def median_ratio(results: Rounds, name: str, field: str) -> float:
+    return statistics.median(
+        getattr(r[name], field) / getattr(r[REFERENCE], field) if getattr(r[REFERENCE], field) else 0.0
+        for r in results
+    )
+
+
+def summarize(results: Rounds) -> list[Row]:
+    def median(name: str, field: str) -> float:
+        return statistics.median(getattr(r[name], field) for r in results)
+
+    return [
+        Row(
+            config=name,
+            requests_per_second=median(name, "requests_per_second"),
+            p50_ms=median(name, "p50") * 1000,
+            p99_ms=median(name, "p99") * 1000,
+            peak_connections=max(r[name].peak_connections for r in results),
+            errors=sum(r[name].errors for r in results),
+            throughput_ratio=median_ratio(results, name, "requests_per_second"),
+            p50_ratio=median_ratio(results, name, "p50"),
+            p99_ratio=median_ratio(results, name, "p99"),
+            connections_ratio=median_ratio(results, name, "peak_connections"),
+        )
+        for name in CONFIGS
+    ]
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        f"{'config':<12} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'conns':>5} {'errors':>6}"
+        "   ratios to persistent: req/s  p50   p99   conns"
+    ]
+    lines += [
+        f"{r.config:<12} {r.requests_per_second:>8,.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
+        f"{r.peak_connections:>5} {r.errors:>6}   {'':>21}{r.throughput_ratio:>5.2f} {r.p50_ratio:>5.2f} "
+        f"{r.p99_ratio:>5.2f} {r.connections_ratio:>5.2f}"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def verdict(rows: list[Row]) -> str:
+    [pooled] = [row for row in rows if row.config == "mysqlpool"]
+    checks = [
+        (
+            f"req/s {pooled.throughput_ratio:.2f}x >= {MIN_THROUGHPUT}x",
+            pooled.throughput_ratio >= MIN_THROUGHPUT,
+        ),
+        (f"p99 {pooled.p99_ratio:.2f}x <= {MAX_P99}x", pooled.p99_ratio <= MAX_P99),
+        (
+            f"{pooled.peak_connections} connections <= {MAX_CONNECTIONS}",
+            pooled.peak_connections <= MAX_CONNECTIONS,
+        ),
+        (f"{pooled.errors} errors", pooled.errors == 0),
+    ]
+    met = all(ok for _, ok in checks)
+    return f"Targets {'met' if met else 'NOT met'} for mysqlpool: " + "; ".join(
+        f"{text} ({'met' if ok else 'MISSED'})" for text, ok in checks
+    )
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="timed seconds per measurement (default 10)"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all configurations (default 3)")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit(
+            "wrk is missing: scripts/system-deps.sh PYTHON bench installs it (apt-get install wrk)"
+        )
+    logs = Path(tempfile.mkdtemp(prefix="mysqlpool-bench-web-"))
+    with test_server() as server:
+        create_database(server)
+        results = run_rounds(server, args.seconds, args.rounds, logs)
+    rows = summarize(results)
+    print(
+        f"gunicorn gthread {WORKERS} workers x {THREADS} threads, a page of 3 queries, wrk with "
+        f"{WRK_CONNECTIONS} connections: {args.rounds} rounds of {args.seconds:g} s; medians; "
+        f"peak connections = the most the server listed at once (gunicorn logs in {logs})."
+    )
+    print(table(rows))
+    print(verdict(rows))
+    if args.json is not None:
+        document = {"seconds": args.seconds, "rounds": args.rounds, "rows": [asdict(row) for row in rows],
+                    "runs": [{name: asdict(m) for name, m in r.items()} for r in results]}  # fmt: skip
+        args.json.write_text(json.dumps(document, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

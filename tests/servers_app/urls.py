@@ -1,0 +1,11 @@
+from django.urls import path
+
+from tests.servers_app import views
+
+urlpatterns = [
+    path("ping", views.ping),
+    path("page", views.page),
+    path("hit", views.hit),
+    path("async-hit", views.async_hit),
+    path("stats", views.stats),
+]
