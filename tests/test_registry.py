@@ -33,7 +33,8 @@ def test_stats_report_every_documented_figure() -> None:
     figures = get_stats()["default"]
     shapes = {"budget", "backend", "open", "idle", "checked_out", "overflow", "pending", "max", "idle_max"}
     assert set(figures) == {*shapes, *stats.COUNTERS, *stats.DISTRIBUTIONS}
-    assert (figures["max"], figures["idle_max"], figures["pending"]) == (6, 4, 0)  # tests/settings.py: 4 + 2 overflow
+    # tests/settings.py: pool_size 4, max_overflow 2.
+    assert (figures["max"], figures["idle_max"], figures["pending"]) == (6, 4, 0)
     assert figures[stats.WAIT_TIMES]["count"] == figures[stats.CHECKOUTS]
     assert figures[stats.CREATE_TIMES]["count"] == figures[stats.CONNECTS]
     assert set(figures["budget"]) == {"limit", "open", "peak", "held", "waits", "wait_time", "timeouts"}
