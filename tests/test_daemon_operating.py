@@ -154,6 +154,8 @@ def test_a_hung_unit_is_logged_with_its_stack_and_fails_the_health_check(
     daemon = start(daemons, database_server, "tests.jobs.hanging_unit", "--unit-timeout", "1")
     wait_for(lambda: daemon.get("/healthz")[0] == 503)
     assert "every worker thread has been in a unit longer than --unit-timeout 1s" in daemon.get("/healthz")[1]
+    # Long enough for a second report, were the unit reported more than once.
+    wait_for(lambda: daemon.value("mysqlpool_daemon_stalled_seconds") > 3)
     daemon.process.send_signal(signal.SIGKILL)
     stderr = daemon.process.communicate()[1]
     assert "A unit of work runs longer than --unit-timeout 1s: thread 'worker-1' has run it for" in stderr
