@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from mysqlpool import stats
@@ -42,6 +43,7 @@ _POOL_COUNTERS = {
     "db_client_connection_timeouts": ("Checkouts that gave up waiting for a connection.", stats.TIMEOUTS),
     "mysqlpool_connection_checkouts": ("Connections handed to Django.", stats.CHECKOUTS),
     "mysqlpool_connection_waits": ("Checkouts that found the pool exhausted and waited.", stats.WAITS),
+    "mysqlpool_connection_wait_time_seconds": ("Seconds spent in those waits.", stats.WAIT_TIME),
     "mysqlpool_connection_opens": ("Server connections opened.", stats.CONNECTS),
     "mysqlpool_connection_closes": ("Server connections closed.", stats.CLOSES),
     "mysqlpool_connection_invalidations": (
@@ -123,6 +125,37 @@ def _families(
             if figures.get(key) is not None:  # a pool class without a maximum has none
                 family.add_metric([alias], figures[key])
         yield family
+
+
+def figures_from_metrics(text: str) -> dict[str, dict[str, Any]]:
+    """The inverse of the collectors, for ``mysqlpool_status --url``: per process (the
+    ``pid`` label a daemon's master adds, or "" for a process serving its own), its
+    pools' figures by alias and its budget, keyed as get_stats() keys them."""
+    processes: dict[str, dict[str, Any]] = {}
+    pools_by_name = {**_POOL_GAUGES, **_POOL_COUNTERS}
+    budget_by_name = {**_BUDGET_GAUGES, **_BUDGET_COUNTERS}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            process = processes.setdefault(labels.pop("pid", ""), {"pools": {}, "budget": {"limit": None}})
+            name = sample.name.removesuffix("_total")
+            value = int(sample.value) if sample.value.is_integer() else sample.value  # counts read as such
+            if name in budget_by_name:
+                process["budget"][budget_by_name[name][1]] = value
+            elif POOL_LABEL in labels:
+                pool = process["pools"].setdefault(labels[POOL_LABEL], {})
+                if name in pools_by_name:
+                    pool[pools_by_name[name][1]] = value
+                elif name == "db_client_connection_count":
+                    pool["idle" if labels["state"] == "idle" else "checked_out"] = value
+    for process in processes.values():
+        for pool in process["pools"].values():
+            pool["open"] = pool.get("idle", 0) + pool.get("checked_out", 0)
+    return {
+        label: process
+        for label, process in processes.items()
+        if process["pools"] or len(process["budget"]) > 1
+    }
 
 
 def _bound(bound: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import urllib.error
@@ -17,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests import dbserver
 from tests.helpers import Server
-from tests.processes import server_connections_of
+from tests.processes import server_connections_of, start_command
 from tests.test_daemon import refused, start_worker, stop, wait_for, worker_pids
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -129,6 +130,13 @@ def test_metrics_of_two_worker_processes_match_what_the_server_counts(
     password = connections["default"].settings_dict["PASSWORD"]
     assert (password and password in text) is not True
     assert "INSERT INTO" not in text and "SLEEP" not in text  # no query text
+    status = start_command(database_server, "mysqlpool_status", "--url", f"http://127.0.0.1:{daemon.port}")
+    shown, errors = status.communicate(timeout=60)
+    assert status.returncode == 0, errors
+    for pid in done:  # the layout of `mysqlpool_status` for its own process, for each worker
+        figures = f"default: {opened[pid]:.0f} open, {checkouts[pid]:.0f} checkouts, 0 waits \\(0 ms\\)"
+        assert re.search(rf"worker process {pid}:\ndefault: live figures\n  summary +{figures}\n", shown)
+    assert "budget: none\n  summary    no budget\n" in shown
     code, stderr = stop(daemon.process)
     assert code == 0, stderr
 
