@@ -64,6 +64,17 @@ class Daemon:
             if wanted <= set(key) and "pid" in dict(key)
         }
 
+    def stopped(self) -> str:
+        """SIGTERM, which must stop it cleanly; what it logged."""
+        code, stderr = stop(self.process)
+        assert code == 0, stderr
+        return stderr
+
+    def killed(self) -> str:
+        """Kill the daemon (its master only, as a crash would); what it logged."""
+        self.process.kill()
+        return self.process.communicate()[1]
+
     def value(self, name: str, **labels: str) -> float:
         return self.samples(name).get(tuple(sorted(labels.items())), 0.0)
 
@@ -137,8 +148,7 @@ def test_metrics_of_two_worker_processes_match_what_the_server_counts(
         figures = f"default: {opened[pid]:.0f} open, {checkouts[pid]:.0f} checkouts, 0 waits \\(0 ms\\)"
         assert re.search(rf"worker process {pid}:\ndefault: live figures\n  summary +{figures}\n", shown)
     assert "budget: none\n  summary    no budget\n" in shown
-    code, stderr = stop(daemon.process)
-    assert code == 0, stderr
+    daemon.stopped()
 
 
 def test_a_dead_workers_series_go_with_it(
@@ -152,8 +162,7 @@ def test_a_dead_workers_series_go_with_it(
     assert victim not in daemon.by_pid("db_client_connection_count")
     assert f'pid="{victim}"' not in daemon.get("/metrics")[1]
     assert daemon.value("mysqlpool_daemon_worker_restarts_total", cause="killed") == 1
-    code, stderr = stop(daemon.process)
-    assert code == 0, stderr
+    daemon.stopped()
 
 
 def test_a_hung_unit_is_logged_with_its_stack_and_fails_the_health_check(
@@ -164,8 +173,7 @@ def test_a_hung_unit_is_logged_with_its_stack_and_fails_the_health_check(
     assert "every worker thread has been in a unit longer than --unit-timeout 1s" in daemon.get("/healthz")[1]
     # Long enough for a second report, were the unit reported more than once.
     wait_for(lambda: daemon.value("mysqlpool_daemon_stalled_seconds") > 3)
-    daemon.process.send_signal(signal.SIGKILL)
-    stderr = daemon.process.communicate()[1]
+    stderr = daemon.killed()
     assert "A unit of work runs longer than --unit-timeout 1s: thread 'worker-1' has run it for" in stderr
     assert "in hanging_unit; its stack:" in stderr
     assert 'tests/jobs.py", line' in stderr and "time.sleep(3600)" in stderr
@@ -191,8 +199,7 @@ def test_a_worker_with_hung_units_is_recycled(
     wait_for(lambda: len(worker_pids(units)) == 2)  # its replacement took a unit
     wait_for(lambda: daemon.value("mysqlpool_daemon_worker_restarts_total", cause="hung") >= 1)
     assert first not in children_of(daemon.process.pid)
-    daemon.process.send_signal(signal.SIGKILL)
-    stderr = daemon.process.communicate()[1]
+    stderr = daemon.killed()
     assert f"Worker {first} started or finished no unit for --unit-timeout 1s: recycling it" in stderr
 
 
@@ -215,8 +222,7 @@ def test_sigttin_and_sigttou_resize_the_daemon_and_survive_sighup(
     resized(signal.SIGTTOU, 1)
     resized(signal.SIGTTOU, 1)  # never below one
     assert daemon.value("mysqlpool_daemon_workers") == 1
-    code, stderr = stop(daemon.process)
-    assert code == 0, stderr
+    stderr = daemon.stopped()
     assert "Master got SIGTTIN: 3 worker processes from now on" in stderr
     assert "Master got SIGTTOU with 1 worker process: keeping it" in stderr
 
@@ -227,8 +233,7 @@ def test_healthz_fails_while_workers_keep_failing(
     daemon = start(daemons, database_server, "tests.jobs.exiting_at_once_unit", "--processes", "1")
     wait_for(lambda: "workers keep failing" in daemon.get("/healthz")[1])
     assert daemon.get("/healthz")[0] == 503
-    daemon.process.kill()
-    daemon.process.communicate()
+    daemon.killed()
 
 
 def test_healthz_is_ok_while_units_are_taken_or_the_queue_is_idle(
@@ -239,8 +244,7 @@ def test_healthz_is_ok_while_units_are_taken_or_the_queue_is_idle(
     )
     wait_for(lambda: len(daemon.by_pid("mysqlpool_daemon_threads")) == 1)  # a worker reported
     assert daemon.get("/healthz") == (200, "ok\n")
-    code, stderr = stop(daemon.process)
-    assert code == 0, stderr
+    daemon.stopped()
 
 
 def test_a_metrics_port_in_use_or_not_allowed_is_refused_before_starting(
@@ -276,5 +280,4 @@ def test_a_daemon_without_processes_serves_its_own_metrics(
     assert daemon.value("mysqlpool_daemon_threads") == 2
     assert daemon.value("mysqlpool_connection_checkouts_total", pool_name="default") >= 20
     assert daemon.get("/nothing")[0] == 404
-    code, stderr = stop(daemon.process)
-    assert code == 0, stderr
+    daemon.stopped()
