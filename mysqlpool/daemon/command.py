@@ -295,6 +295,10 @@ class PooledDaemonCommand(BaseCommand):
 
     def _run(self, options: dict[str, Any], server: MetricsServer | None) -> int:
         if not options["processes"]:
+            # SIGTTIN and SIGTTOU resize a master's workers; here, blocked since
+            # handle(), they would stop the process once unblocked at the end.
+            for signum in RESIZES:
+                signal.signal(signum, signal.SIG_IGN)
             return self._work(options, master=None, server=server)
         # The master forks and supervises; it never touches the database.
         connections.close_all()

@@ -201,15 +201,19 @@ class Supervisor:
         worker whose reports stopped counts as stuck since its last."""
         assert self._reports is not None
         report = self._reports.last.get(pid)
-        if report is None:
+        if report is None or not report.metrics:  # still starting: no unit yet
             return 0.0
         return max(report.stalled, now - report.received - 1.0)
 
     def health(self) -> str | None:
         """Why the daemon is unhealthy (see mysqlpool.daemon.health), or None."""
         now = time.monotonic()
-        stalled = [self._stalled_for(pid, now) for pid in self._active()] if self._reports else []
-        return verdict(self.live_workers(), self._quick_deaths > 0, stalled, self.unit_timeout)
+        active = self._active()
+        stalled = [self._stalled_for(pid, now) for pid in active] if self._reports else []
+        # Failing while none of the workers has lived past a quick death: one that
+        # failed once, long ago, among others that run, is no reason.
+        keep_failing = self._quick_deaths > 0 and all(now - self.workers[pid] < QUICK_DEATH for pid in active)
+        return verdict(len(active), keep_failing, stalled, self.unit_timeout)
 
     def _spawn_missing(self) -> None:
         while self.live_workers() < self.processes and not self._stopping:
