@@ -29,6 +29,7 @@ from mysqlpool.budget import process_budget
 from mysqlpool.registry import get_stats
 
 POOL_LABEL = "pool_name"
+_INVALIDATIONS = "mysqlpool_connection_invalidations"
 
 # name -> (help, the get_stats() figure it reads); counters get their _total.
 _POOL_GAUGES = {
@@ -46,10 +47,6 @@ _POOL_COUNTERS = {
     "mysqlpool_connection_wait_time_seconds": ("Seconds spent in those waits.", stats.WAIT_TIME),
     "mysqlpool_connection_opens": ("Server connections opened.", stats.CONNECTS),
     "mysqlpool_connection_closes": ("Server connections closed.", stats.CLOSES),
-    "mysqlpool_connection_invalidations": (
-        "Connections discarded as broken, or found hung up on by the server.",
-        stats.INVALIDATIONS,
-    ),
 }
 _POOL_HISTOGRAMS = {
     "db_client_connection_wait_time": (
@@ -92,6 +89,16 @@ def pool_metrics(pools: Mapping[str, Mapping[str, Any]]) -> Iterator[Metric]:
     yield count
     yield from _families(GaugeMetricFamily, _POOL_GAUGES, pools)
     yield from _families(CounterMetricFamily, _POOL_COUNTERS, pools)
+    invalidations = CounterMetricFamily(
+        _INVALIDATIONS,
+        "Connections closed at once, by cause: hung_up (by the server, while idle), failed (an "
+        "error in a query or a reset), discarded (returned in an unknown state).",
+        labels=[POOL_LABEL, "cause"],
+    )
+    for alias, figures in pools.items():
+        for cause, count in figures[stats.INVALIDATION_CAUSES].items():
+            invalidations.add_metric([alias, cause], count)
+    yield invalidations
     for name, (documentation, key) in _POOL_HISTOGRAMS.items():
         histogram = HistogramMetricFamily(name, documentation, labels=[POOL_LABEL], unit="seconds")
         for alias, figures in pools.items():
@@ -148,6 +155,9 @@ def figures_from_metrics(text: str) -> dict[str, dict[str, Any]]:
                     pool[pools_by_name[name][1]] = value
                 elif name == "db_client_connection_count":
                     pool["idle" if labels["state"] == "idle" else "checked_out"] = value
+                elif name == _INVALIDATIONS:
+                    pool.setdefault(stats.INVALIDATION_CAUSES, {})[labels["cause"]] = value
+                    pool[stats.INVALIDATIONS] = pool.get(stats.INVALIDATIONS, 0) + value
     for process in processes.values():
         for pool in process["pools"].values():
             pool["open"] = pool.get("idle", 0) + pool.get("checked_out", 0)

@@ -249,7 +249,7 @@ class AliasPool:
 
     def _count_invalidations(self) -> None:
         def invalidated(dbapi_connection: Any, record: Any, error: BaseException | None) -> None:
-            self.stats.add(stats.INVALIDATIONS)
+            self.stats.invalidated(_cause_of(error))
             logger.info("Invalidated a connection of alias %r: %r", self.alias, error)
 
         event.listen(self._pool, "invalidate", invalidated)
@@ -297,7 +297,7 @@ class AliasPool:
             # An idle connection the server hung up on is replaced here, so the user
             # never sees the error. Each pass discards one dead connection, so the
             # loop ends once the pool has no dead idle ones left.
-            self._close_at_once(record, ConnectionResetError("the server closed the idle connection"))
+            self._close_at_once(record, ServerHungUp("the server closed the idle connection"))
 
     def _slow_checkout(self) -> float:
         """Count a checkout that must wait or connect; when it started."""
@@ -466,6 +466,17 @@ class AliasPool:
             "idle_max": idle_most,
             **counters,
         }
+
+
+class ServerHungUp(ConnectionResetError):
+    """The server closed an idle connection: it is replaced before the user sees it."""
+
+
+def _cause_of(error: BaseException | None) -> str:
+    """Why a connection was invalidated, for the counts by cause."""
+    if error is None:
+        return stats.DISCARDED
+    return stats.HUNG_UP if isinstance(error, ServerHungUp) else stats.FAILED
 
 
 # What a check-in that reset the whole session leaves as the session settings: none

@@ -24,6 +24,17 @@ INVALIDATIONS = "invalidations"  # connections discarded as broken or stale
 
 COUNTERS = (CHECKOUTS, WAITS, WAIT_TIME, TIMEOUTS, CONNECTS, CLOSES, INVALIDATIONS)
 
+# Invalidations by cause: ``{"hung_up": n, ...}``.
+INVALIDATION_CAUSES = "invalidated_by"
+# The server hung up on an idle connection (found at checkout, or by pre_ping).
+HUNG_UP = "hung_up"
+# A query or a check-in's reset failed with an error.
+FAILED = "failed"
+# Closed without an error: its state was unknown (a checkout its owner dropped, a
+# connection returned to a closed pool...).
+DISCARDED = "discarded"
+CAUSES = (HUNG_UP, FAILED, DISCARDED)
+
 # Distributions of durations, in seconds (see Durations.snapshot()), named as
 # OpenTelemetry's connection-pool histograms: the time a checkout took (0 when an
 # idle connection was at hand), a connection was checked out, a connect took.
@@ -121,6 +132,7 @@ class PoolStats:
         self.checkouts = Tally()
         self._counters: dict[str, float] = dict.fromkeys((name for name in COUNTERS if name != CHECKOUTS), 0)
         self.durations = {name: Durations() for name in DISTRIBUTIONS}
+        self._causes = dict.fromkeys(CAUSES, 0)
         # Checkouts that found no idle connection at hand: the others waited 0 s,
         # and are counted so in WAIT_TIMES without recording each.
         self.slow_checkouts = Tally()
@@ -134,9 +146,16 @@ class PoolStats:
         with self._lock:
             self._counters[name] += amount
 
+    def invalidated(self, cause: str) -> None:
+        """A connection of the pool was invalidated, for ``cause`` (one of CAUSES)."""
+        with self._lock:
+            self._counters[INVALIDATIONS] += 1
+            self._causes[cause] += 1
+
     def get(self) -> dict[str, Any]:
         with self._lock:
-            counters = dict(self._counters)
+            counters: dict[str, Any] = dict(self._counters)
+            counters[INVALIDATION_CAUSES] = dict(self._causes)
         # Read before the checkouts: a slow one counted in between must not count as quick.
         slow = self.slow_checkouts.value()
         checkouts = self.checkouts.value()

@@ -37,6 +37,8 @@ def test_the_collector_shows_get_stats_in_opentelemetrys_names() -> None:
     assert samples["db_client_connection_pending_requests", pool] == 0
     assert samples["db_client_connection_timeouts_total", pool] == figures[stats.TIMEOUTS]
     assert samples["mysqlpool_connection_checkouts_total", pool] == figures[stats.CHECKOUTS]
+    for cause, count in figures[stats.INVALIDATION_CAUSES].items():
+        assert samples["mysqlpool_connection_invalidations_total", (("cause", cause), *pool)] == count
     connections["default"].close()  # ...and returned: its use is timed
     text, samples = scraped()
     checkouts = samples["mysqlpool_connection_checkouts_total", pool]

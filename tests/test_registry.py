@@ -32,7 +32,8 @@ def test_stats_report_every_documented_figure() -> None:
     connection_id(connections["default"])
     figures = get_stats()["default"]
     shapes = {"budget", "backend", "open", "idle", "checked_out", "overflow", "pending", "max", "idle_max"}
-    assert set(figures) == {*shapes, *stats.COUNTERS, *stats.DISTRIBUTIONS}
+    assert set(figures) == {*shapes, *stats.COUNTERS, *stats.DISTRIBUTIONS, stats.INVALIDATION_CAUSES}
+    assert set(figures[stats.INVALIDATION_CAUSES]) == {"hung_up", "failed", "discarded"}
     # tests/settings.py: pool_size 4, max_overflow 2.
     assert (figures["max"], figures["idle_max"], figures["pending"]) == (6, 4, 0)
     assert figures[stats.WAIT_TIMES]["count"] == figures[stats.CHECKOUTS]

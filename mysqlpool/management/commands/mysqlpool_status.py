@@ -20,7 +20,14 @@ from django.db import connections
 from mysqlpool.budget import process_budget
 from mysqlpool.config import pool_config, pooled_aliases
 from mysqlpool.registry import get_stats
-from mysqlpool.stats import DISTRIBUTIONS, WAIT_TIME, budget_summary, pool_summary, seconds_text
+from mysqlpool.stats import (
+    DISTRIBUTIONS,
+    INVALIDATION_CAUSES,
+    WAIT_TIME,
+    budget_summary,
+    pool_summary,
+    seconds_text,
+)
 
 
 class Command(BaseCommand):
@@ -135,6 +142,8 @@ def _table(rows: list[tuple[str, Any]]) -> list[str]:
 def _shown(name: str, value: Any) -> str:
     if name == WAIT_TIME:
         return seconds_text(value)
+    if name == INVALIDATION_CAUSES:
+        return ", ".join(f"{cause} {count:g}" for cause, count in value.items())
     if name in DISTRIBUTIONS:
         mean = value["sum"] / value["count"] if value["count"] else 0.0
         return f"{value['count']} (mean {seconds_text(mean)})"
