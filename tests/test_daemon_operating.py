@@ -180,6 +180,36 @@ def test_a_hung_unit_is_logged_with_its_stack_and_fails_the_health_check(
     assert stderr.count("runs longer than --unit-timeout") == 1  # once per unit
 
 
+def test_the_systemd_watchdog_is_not_fed_while_every_thread_is_stuck(
+    database_server: dbserver.Server, units: Server, daemons: list[Daemon], tmp_path: Path
+) -> None:
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as systemd:
+        systemd.bind(address)
+        os.environ.update(NOTIFY_SOCKET=address, WATCHDOG_USEC="200000")
+        try:
+            daemon = start(daemons, database_server, "tests.jobs.hanging_unit", "--unit-timeout", "2")
+        finally:
+            del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+        # Fed while healthy (the main loop's first second); once past the timeout, no more.
+        wait_for(lambda: daemon.value("mysqlpool_daemon_stalled_seconds") > 3)
+        assert b"WATCHDOG=1" in received(systemd)
+        wait_for(lambda: daemon.value("mysqlpool_daemon_stalled_seconds") > 6)
+        assert b"WATCHDOG=1" not in received(systemd)
+    daemon.killed()
+
+
+def received(sock: socket.socket) -> list[bytes]:
+    """The datagrams waiting on ``sock``."""
+    datagrams = []
+    sock.setblocking(False)
+    while True:
+        try:
+            datagrams.append(sock.recv(64))
+        except BlockingIOError:
+            return datagrams
+
+
 def test_a_worker_with_hung_units_is_recycled(
     database_server: dbserver.Server, units: Server, daemons: list[Daemon]
 ) -> None:

@@ -348,7 +348,12 @@ class PooledDaemonCommand(BaseCommand):
         progress = _Progress(workers, options["progress_interval"])
         watchdog = Watchdog()
         hung = HungUnits(workers, options["unit_timeout"]) if options["unit_timeout"] else None
-        report = self._operated(workers, options["unit_timeout"], server, reporter)
+
+        def health() -> str | None:
+            stalled = [workers.stalled_for()]
+            return verdict(int(workers.alive()), False, stalled, options["unit_timeout"])
+
+        report = self._operated(workers, health, server, reporter)
         # Started while the signals are blocked (see handle()), the worker threads
         # keep them blocked: only the main thread takes them, and a storm of
         # reloads never interrupts the query of a unit.
@@ -364,7 +369,7 @@ class PooledDaemonCommand(BaseCommand):
                 if signals.reopen_requested:
                     signals.reopen_requested = False
                     reopen_log_files()
-                if workers.alive():  # systemd restarts a process that no longer works
+                if health() is None:  # systemd restarts a process that no longer works
                     watchdog.ping_if_due()
                 progress.log_if_due()
                 if hung is not None:
@@ -394,7 +399,7 @@ class PooledDaemonCommand(BaseCommand):
     def _operated(
         self,
         workers: WorkerThreads,
-        unit_timeout: float | None,
+        health: Callable[[], str | None],
         server: MetricsServer | None,
         reporter: Reporter | None,
     ) -> Callable[[], None]:
@@ -406,11 +411,6 @@ class PooledDaemonCommand(BaseCommand):
 
         registry = worker_registry(workers)
         if server is not None:
-
-            def health() -> str | None:
-                stalled = [workers.stalled_for()]
-                return verdict(int(workers.alive()), False, stalled, unit_timeout)
-
             serve(server, registry, health)
             server.serve_in_thread()
             return lambda: None

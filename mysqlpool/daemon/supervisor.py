@@ -94,7 +94,8 @@ class Supervisor:
                 self._reap()
                 self._watch_workers()
                 self._spawn_missing()
-                watchdog.ping_if_due()
+                if self.health() is None:  # as /healthz: systemd restarts a daemon that no longer works
+                    watchdog.ping_if_due()
         except WorkersKeepFailing as error:
             logger.error("%s", error)
             self._stop_workers()
