@@ -157,9 +157,10 @@ class Supervisor:
             "SIGTTIN" if change > 0 else "SIGTTOU",
             self.processes,
         )
-        if change < 0:
+        active = self._active()
+        if change < 0 and active:  # (none while all are being replaced: one fewer is spawned)
             # The oldest goes, as with gunicorn: its memory has grown the most.
-            self._retire(min(self._active(), key=self.workers.__getitem__))
+            self._retire(min(active, key=self.workers.__getitem__))
 
     def _active(self) -> list[int]:
         """The workers not told to stop."""
