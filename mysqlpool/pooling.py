@@ -42,6 +42,7 @@ from mysqlpool.connection import PooledConnection
 from mysqlpool.dialect import PoolDialect
 from mysqlpool.errors import PoolTimeout
 from mysqlpool.lending import Lender
+from mysqlpool.stats import FOLD_MASK
 from mysqlpool.waiters import Waiter
 
 logger = logging.getLogger("mysqlpool")
@@ -57,6 +58,9 @@ INITIALIZED = "mysqlpool.initialized"
 # timeout of its own (QueuePool's default).
 _DEFAULT_TIMEOUT = 30.0
 
+# Bound once: read on every checkout and check-in.
+_monotonic = time.monotonic
+
 # Connection parameters that may be logged and shown.
 _SHOWN_PARAMS = ("host", "port", "unix_socket", "database", "user")
 
@@ -68,7 +72,7 @@ class Lease:
     is None while nothing is checked out.
     """
 
-    __slots__ = ("connection", "pool", "record", "session")
+    __slots__ = ("connection", "pool", "record", "session", "since")
 
     def __init__(self) -> None:
         self.pool: AliasPool | None = None
@@ -76,6 +80,8 @@ class Lease:
         self.connection: PooledConnection | None = None
         # The session settings the connection was set up with; None if it is new.
         self.session: Any = None
+        # When the checkout ended (time.monotonic()): the check-in times the use.
+        self.since = 0.0
 
     def note_session(self, session: Any) -> None:
         """The session of the checked-out connection is set up with ``session``."""
@@ -129,6 +135,8 @@ class AliasPool:
         # The alias's counters, which outlive the pool (see mysqlpool.registry).
         self.stats = counters
         self._count_checkout = self.stats.checkouts.add
+        self._record_wait = self.stats.durations[stats.WAIT_TIMES].record
+        self._record_use = self.stats.durations[stats.USE_TIMES].record
         self.dialect = PoolDialect(on_closed=self._closed)
         self.disposed = False
         # Inherited through fork(): nothing of it may be touched again (see orphan()).
@@ -183,6 +191,7 @@ class AliasPool:
             self._reserved.held = False
         else:
             self._wait_for_budget_room()
+        started = time.monotonic()
         try:
             connection = PooledConnection(**self.connect_params)
             if self._keepalive is not None:  # once per server connection, never per checkout
@@ -190,6 +199,7 @@ class AliasPool:
         except BaseException:
             self.budget.released()
             raise
+        self.stats.durations[stats.CREATE_TIMES].record(time.monotonic() - started)
         self.stats.add(stats.CONNECTS)
         return connection
 
@@ -242,7 +252,7 @@ class AliasPool:
 
     def _count_invalidations(self) -> None:
         def invalidated(dbapi_connection: Any, record: Any, error: BaseException | None) -> None:
-            self.stats.add(stats.INVALIDATIONS)
+            self.stats.invalidated(_cause_of(error))
             logger.info("Invalidated a connection of alias %r: %r", self.alias, error)
 
         event.listen(self._pool, "invalidate", invalidated)
@@ -251,9 +261,12 @@ class AliasPool:
 
     def checkout(self, lease: Lease) -> PooledConnection:
         """Lend ``lease`` a healthy connection, waiting up to the pool's timeout for one."""
-        self._count_checkout()
+        if not self._count_checkout() & FOLD_MASK:
+            self.stats.fold()
+        started = 0.0  # set once no idle connection was at hand: the wait is timed
         while True:
             if self._lender is None:
+                started = started or self._slow_checkout()
                 record = self._record_from_sqlalchemy()
             else:
                 try:
@@ -261,6 +274,7 @@ class AliasPool:
                     # (while anyone waits, nothing idles: returns go to the line).
                     record = self._take_idle()
                 except IndexError:
+                    started = started or self._slow_checkout()
                     record = self._lender.record_in_turn()
             try:
                 # The record, not its public protocol, knows how to (re)connect.
@@ -275,6 +289,9 @@ class AliasPool:
                 raise
             if not dead:
                 lease.pool, lease.record, lease.connection, lease.session = self, record, connection, session
+                lease.since = now = _monotonic()
+                if started:
+                    self._record_wait(now - started)
                 if self.budget.tracking:
                     self.budget.holders.hold(id(lease), self.alias)
                 if self._log_checkouts:
@@ -283,7 +300,12 @@ class AliasPool:
             # An idle connection the server hung up on is replaced here, so the user
             # never sees the error. Each pass discards one dead connection, so the
             # loop ends once the pool has no dead idle ones left.
-            self._close_at_once(record, ConnectionResetError("the server closed the idle connection"))
+            self._close_at_once(record, ServerHungUp("the server closed the idle connection"))
+
+    def _slow_checkout(self) -> float:
+        """Count a checkout that must wait or connect; when it started."""
+        self.stats.slow_checkouts.add()
+        return _monotonic()
 
     def _record_from_sqlalchemy(self) -> ConnectionPoolEntry:
         try:
@@ -331,6 +353,7 @@ class AliasPool:
         record, lease.record = lease.record, None
         if record is None or self.orphaned:
             return
+        self._record_use(_monotonic() - lease.since)
         if self.budget.tracking:
             self.budget.holders.release(id(lease))
         if discard or self.disposed:
@@ -366,6 +389,7 @@ class AliasPool:
         """Close a broken connection at once; its room goes to the next in line."""
         record, lease.record = lease.record, None
         if record is not None and not self.orphaned:
+            self._record_use(_monotonic() - lease.since)
             if self.budget.tracking:
                 self.budget.holders.release(id(lease))
             self._close_at_once(record, error)
@@ -422,10 +446,15 @@ class AliasPool:
         if self._lender is not None:
             idle = len(self._lender.idle)
             overflow = self._lender.overflow()
+            pending = len(self._lender.line)
+            size, overflow_most = self.config.argument("pool_size"), self.config.argument("max_overflow")
+            # QueuePool's 0 and -1 mean no limit.
+            most = None if size == 0 or overflow_most == -1 else size + overflow_most
+            idle_most = size or None
         else:
             # NullPool closes what is returned; the others keep no shared idle list
             # that can be read, so count what Django holds as checked out.
-            idle, overflow = 0, 0
+            idle, overflow, pending, most, idle_most = 0, 0, 0, None, None
         return {
             "budget": self.budget.status(),
             "backend": self.config.backend_name,
@@ -433,8 +462,24 @@ class AliasPool:
             "idle": idle,
             "checked_out": open_connections - idle,
             "overflow": overflow,
+            # Threads waiting for a connection of the pool (those for the budget too).
+            "pending": pending,
+            # The most connections it may hold, and idle; None where not bounded.
+            "max": most,
+            "idle_max": idle_most,
             **counters,
         }
+
+
+class ServerHungUp(ConnectionResetError):
+    """The server closed an idle connection: it is replaced before the user sees it."""
+
+
+def _cause_of(error: BaseException | None) -> str:
+    """Why a connection was invalidated, for the counts by cause."""
+    if error is None:
+        return stats.DISCARDED
+    return stats.HUNG_UP if isinstance(error, ServerHungUp) else stats.FAILED
 
 
 # What a check-in that reset the whole session leaves as the session settings: none

@@ -5,8 +5,12 @@ The names are constants so that code and tests can rely on them, as in psycopg_p
 
 from __future__ import annotations
 
+import bisect
+import functools
 import itertools
+import math
 import threading
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,6 +23,31 @@ CLOSES = "closes"  # server connections closed
 INVALIDATIONS = "invalidations"  # connections discarded as broken or stale
 
 COUNTERS = (CHECKOUTS, WAITS, WAIT_TIME, TIMEOUTS, CONNECTS, CLOSES, INVALIDATIONS)
+
+# Invalidations by cause: ``{"hung_up": n, ...}``.
+INVALIDATION_CAUSES = "invalidated_by"
+# The server hung up on an idle connection (found at checkout, or by pre_ping).
+HUNG_UP = "hung_up"
+# A query or a check-in's reset failed with an error.
+FAILED = "failed"
+# Closed without an error: its state was unknown (a checkout its owner dropped, a
+# connection returned to a closed pool...).
+DISCARDED = "discarded"
+CAUSES = (HUNG_UP, FAILED, DISCARDED)
+
+# Distributions of durations, in seconds (see Durations.snapshot()), named as
+# OpenTelemetry's connection-pool histograms: the time a checkout took (0 when an
+# idle connection was at hand), a connection was checked out, a connect took.
+WAIT_TIMES = "wait_times"
+USE_TIMES = "use_times"
+CREATE_TIMES = "create_times"
+DISTRIBUTIONS = (WAIT_TIMES, USE_TIMES, CREATE_TIMES)
+# The upper bounds of their buckets: OpenTelemetry's advice for these histograms.
+BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+# A checkout folds the durations recorded since the last fold once in this many
+# checkouts (a power of two minus one: a mask), so that they take bounded memory
+# when nobody reads them.
+FOLD_MASK = 1023
 
 
 class Tally:
@@ -41,6 +70,59 @@ class Tally:
         return count
 
 
+class Durations:
+    """A distribution of durations that threads record without waiting for a lock.
+
+    ``record()`` is a deque's ``append``, a C call the GIL makes atomic: it runs on
+    every check-in. ``fold()`` reduces what was recorded to counts per bucket and a
+    sum, in C calls; a checkout folds once in FOLD_MASK + 1, and skips it if another
+    thread is folding (it only tries the lock). ``snapshot()`` reads.
+    """
+
+    def __init__(self) -> None:
+        self._recorded: deque[float] = deque()
+        self.record: Callable[[float], None] = self._recorded.append
+        self._counts = [0] * (len(BUCKETS) + 1)  # the last one unbounded
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def fold(self) -> None:
+        """Reduce the durations recorded so far, unless another thread is at it."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._fold()
+            finally:
+                self._lock.release()
+
+    def _fold(self) -> None:
+        # One thread at a time drains (the lock is held), so len() durations are
+        # there to take while others append more.
+        recorded = self._recorded
+        durations = list(map(deque.popleft, itertools.repeat(recorded, len(recorded))))
+        for bucket, count in Counter(map(_bucket_of, durations)).items():
+            self._counts[bucket] += count
+        self._sum += math.fsum(durations)
+
+    def snapshot(self, zeros: int = 0) -> dict[str, Any]:
+        """``{"buckets": [[upper bound, cumulative count], ...], "sum": s, "count": n}``,
+        the last bound ``inf``, as a Prometheus histogram reads; plus ``zeros``
+        durations of 0 counted elsewhere."""
+        with self._lock:
+            self._fold()
+            counts, total = list(self._counts), self._sum
+        counts[0] += zeros
+        cumulative = list(itertools.accumulate(counts))
+        return {
+            "buckets": [[bound, count] for bound, count in zip(_BOUNDS, cumulative, strict=True)],
+            "sum": total,
+            "count": cumulative[-1],
+        }
+
+
+_bucket_of = functools.partial(bisect.bisect_left, BUCKETS)
+_BOUNDS = (*BUCKETS, math.inf)
+
+
 class PoolStats:
     """Thread-safe counters of one pool."""
 
@@ -49,15 +131,37 @@ class PoolStats:
         # Checkouts, the most frequent, are counted apart, without the lock.
         self.checkouts = Tally()
         self._counters: dict[str, float] = dict.fromkeys((name for name in COUNTERS if name != CHECKOUTS), 0)
+        self.durations = {name: Durations() for name in DISTRIBUTIONS}
+        self._causes = dict.fromkeys(CAUSES, 0)
+        # Checkouts that found no idle connection at hand: the others waited 0 s,
+        # and are counted so in WAIT_TIMES without recording each.
+        self.slow_checkouts = Tally()
+
+    def fold(self) -> None:
+        """Reduce the durations recorded so far (see FOLD_MASK)."""
+        for durations in self.durations.values():
+            durations.fold()
 
     def add(self, name: str, amount: float = 1) -> None:
         with self._lock:
             self._counters[name] += amount
 
-    def get(self) -> dict[str, float]:
+    def invalidated(self, cause: str) -> None:
+        """A connection of the pool was invalidated, for ``cause`` (one of CAUSES)."""
         with self._lock:
-            counters = dict(self._counters)
-        return {CHECKOUTS: self.checkouts.value(), **counters}
+            self._counters[INVALIDATIONS] += 1
+            self._causes[cause] += 1
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            counters: dict[str, Any] = dict(self._counters)
+            counters[INVALIDATION_CAUSES] = dict(self._causes)
+        # Read before the checkouts: a slow one counted in between must not count as quick.
+        slow = self.slow_checkouts.value()
+        checkouts = self.checkouts.value()
+        distributions = {name: durations.snapshot() for name, durations in self.durations.items()}
+        distributions[WAIT_TIMES] = self.durations[WAIT_TIMES].snapshot(zeros=checkouts - slow)
+        return {CHECKOUTS: checkouts, **counters, **distributions}
 
     def open_connections(self) -> int:
         """Server connections this pool holds open, idle or checked out."""

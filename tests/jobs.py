@@ -132,3 +132,20 @@ def every_path_once() -> bool:
     else:
         connections["wrongpw"].ensure_connection()  # access denied
     return True
+
+
+def twenty_units() -> bool:
+    """record_unit() for the first 20 units of each process, then nothing to do."""
+    return next(_calls) < 20 and record_unit()
+
+
+def hanging_unit() -> bool:
+    """A unit that never ends (as one stuck in a call without a timeout)."""
+    record_unit(0)
+    time.sleep(3600)
+    return True
+
+
+def exiting_at_once_unit() -> bool:
+    """Every unit calls sys.exit(): the process ends as soon as it starts."""
+    sys.exit("this unit exits on purpose")

@@ -118,6 +118,7 @@ def test_an_idle_connection_killed_by_the_server_is_replaced_silently(
     assert connection_id(wrapper) != victim  # no error reached the user
     stats = pool_stats(wrapper)
     assert (stats["connects"], stats["invalidations"]) == (2, 1)
+    assert stats["invalidated_by"] == {"hung_up": 1, "failed": 0, "discarded": 0}
 
 
 def test_an_idle_connection_past_wait_timeout_is_replaced_silently(make_wrapper: Any, server: Server) -> None:
@@ -152,6 +153,7 @@ def test_a_disconnect_error_discards_the_connection_at_once(make_wrapper: Any, s
     # Invalidated before the user even closes: the pool no longer holds it.
     assert pool_stats(wrapper)["invalidations"] == 1
     assert pool_stats(wrapper)["open"] == 0
+    assert pool_stats(wrapper)["invalidated_by"]["failed"] == 1
     wrapper.close()
     assert connection_id(wrapper) != victim
 

@@ -31,11 +31,18 @@ def test_close_pool_closes_every_pool(server: Server) -> None:
 def test_stats_report_every_documented_figure() -> None:
     connection_id(connections["default"])
     figures = get_stats()["default"]
-    assert set(figures) == {"budget", "backend", "open", "idle", "checked_out", "overflow", *stats.COUNTERS}
+    shapes = {"budget", "backend", "open", "idle", "checked_out", "overflow", "pending", "max", "idle_max"}
+    assert set(figures) == {*shapes, *stats.COUNTERS, *stats.DISTRIBUTIONS, stats.INVALIDATION_CAUSES}
+    assert set(figures[stats.INVALIDATION_CAUSES]) == {"hung_up", "failed", "discarded"}
+    # tests/settings.py: pool_size 4, max_overflow 2.
+    assert (figures["max"], figures["idle_max"], figures["pending"]) == (6, 4, 0)
+    assert figures[stats.WAIT_TIMES]["count"] == figures[stats.CHECKOUTS]
+    assert figures[stats.CREATE_TIMES]["count"] == figures[stats.CONNECTS]
     assert set(figures["budget"]) == {"limit", "open", "peak", "held", "waits", "wait_time", "timeouts"}
     assert (figures["open"], figures["checked_out"], figures["idle"]) == (1, 1, 0)
     connections["default"].close()
     assert (pool_stats(connections["default"])["idle"], checked_out("default")) == (1, 0)
+    assert get_stats()["default"][stats.USE_TIMES]["count"] == get_stats()["default"][stats.CHECKOUTS]
 
 
 @pytest.mark.usefixtures("server")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import signal
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import OperationalError
 from django.views.debug import ExceptionReporter
+from port_for import get_port
 
 from mysqlpool import get_stats
 from tests import dbserver
@@ -56,24 +58,29 @@ def manage(database_server: dbserver.Server, *args: str) -> str:
 @pytest.mark.usefixtures("secret_user")
 def test_a_whole_run_never_shows_the_password(database_server: dbserver.Server, tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
+    port = str(get_port(None))
+    metrics = f"http://127.0.0.1:{port}"
     worker = start(
         database_server,
         "run_pooled_worker",
         "tests.jobs.every_path_once",
-        *("--processes", "2", "--budget", "1", "--log-file", str(log)),
+        *("--processes", "2", "--budget", "1", "--log-file", str(log), "--metrics-port", port),
     )
     try:
         wait_for(lambda: log.exists() and log.read_text().count("Access denied") >= 2, timeout=60)
         status = manage(database_server, "mysqlpool_status") + manage(
             database_server, "mysqlpool_status", "--json"
         )
+        status += manage(database_server, "mysqlpool_status", "--url", metrics)
+        with urllib.request.urlopen(f"{metrics}/metrics", timeout=10) as response:
+            scraped = response.read().decode()
         checks = manage(database_server, "check", "--database", "default")
         worker.send_signal(signal.SIGHUP)
         worker.send_signal(signal.SIGTERM)
         stdout, stderr = worker.communicate(timeout=60)
     finally:
         worker.kill()
-    shown = "\n".join([stdout, stderr, log.read_text(), status, checks])
+    shown = "\n".join([stdout, stderr, log.read_text(), status, checks, scraped])
     # Every path ran, and said so with the user's name...
     for evidence in (
         f"'user': '{USER}'",  # the pool's creation
@@ -84,10 +91,13 @@ def test_a_whole_run_never_shows_the_password(database_server: dbserver.Server, 
         f"Access denied for user '{USER}'",
         "units done",
         "checked out",  # SQLAlchemy's pool at DEBUG
+        'db_client_connection_count{pid="',  # the workers' metrics
+        "default: live figures",  # mysqlpool_status --url
     ):
         assert evidence in shown, evidence
-    # ...never with the password.
+    # ...never with the password, nor the metrics with a query.
     assert PASSWORD not in shown
+    assert "SLEEP" not in scraped and "SELECT" not in scraped
 
 
 @pytest.mark.usefixtures("secret_user")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from mysqlpool import stats
 
 
 def test_counters_start_at_zero_and_add_up() -> None:
     counters = stats.PoolStats()
-    assert counters.get() == dict.fromkeys(stats.COUNTERS, 0)
+    figures = counters.get()
+    assert {name: figures[name] for name in stats.COUNTERS} == dict.fromkeys(stats.COUNTERS, 0)
+    assert [figures[name]["count"] for name in stats.DISTRIBUTIONS] == [0, 0, 0]
     counters.add(stats.CONNECTS, 3)
     counters.add(stats.CLOSES)
     counters.add(stats.WAIT_TIME, 0.25)
@@ -42,6 +46,39 @@ def test_threads_counting_at_once_lose_nothing() -> None:
         thread.join()
     figures = counters.get()
     assert (figures[stats.CHECKOUTS], figures[stats.CONNECTS]) == (80_000, 80_000)
+
+
+def test_durations_fall_in_cumulative_buckets() -> None:
+    durations = stats.Durations()
+    for seconds in (0.0005, 0.003, 0.003, 2.0, 60.0):
+        durations.record(seconds)
+    snapshot = durations.snapshot()
+    assert (snapshot["count"], snapshot["sum"]) == (5, pytest.approx(62.0065))
+    buckets = dict((bound, count) for bound, count in snapshot["buckets"])
+    assert [buckets[bound] for bound in (0.001, 0.005, 1.0, 5.0, float("inf"))] == [1, 3, 3, 4, 5]
+    durations.record(0.0005)
+    assert durations.snapshot()["buckets"][0] == [0.001, 2]  # reads add up, never count twice
+
+
+def test_durations_recorded_and_folded_by_threads_at_once_lose_nothing() -> None:
+    durations = stats.Durations()
+
+    def record() -> None:
+        for number in range(20_000):
+            durations.record(0.002)
+            if not number & 255:  # as checkouts fold, while others record
+                durations.fold()
+
+    threads = [threading.Thread(target=record) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    reads = [durations.snapshot()["count"] for _ in range(20)]  # reading meanwhile
+    for thread in threads:
+        thread.join()
+    assert reads == sorted(reads)
+    snapshot = durations.snapshot()
+    assert (snapshot["count"], snapshot["buckets"][1]) == (160_000, [0.005, 160_000])
+    assert snapshot["sum"] == pytest.approx(320.0)
 
 
 def test_figures_read_as_a_person_would_write_them() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connections
 from django.test import override_settings
 
@@ -58,3 +60,13 @@ def test_text_and_json_show_the_same_values_as_the_readme() -> None:
     assert (other["arguments"]["reset_on_return"], other["arguments"]["echo"]) == ("rollback", False)
     assert "\n  reset_on_return  rollback\n" in text and "\n  echo             False\n" in text
     assert "\n  timeout          30\n" in text
+
+
+def test_a_url_that_cannot_be_read_is_a_clear_error() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: the connect is refused
+        port = closed.getsockname()[1]
+        with pytest.raises(CommandError, match=rf"Cannot read http://127.0.0.1:{port}/metrics: .*refused"):
+            status("--url", f"http://127.0.0.1:{port}")
+    with pytest.raises(CommandError, match="--url 'localhost:9187': give an http:// or https:// address"):
+        status("--url", "localhost:9187")

@@ -31,10 +31,14 @@ from mysqlpool.autoclose import auto_close_db
 from mysqlpool.budget import process_budget, set_budget
 from mysqlpool.daemon.daemonfile import Owner, absolute
 from mysqlpool.daemon.exits import EXIT_BOOT_FAILED, EXIT_CUT_SHORT, EXIT_STOPPED, EXIT_UNIT_ABORTED
+from mysqlpool.daemon.health import verdict
+from mysqlpool.daemon.hung import HungUnits
 from mysqlpool.daemon.logfile import log_to_stderr_unless_configured, open_log_file, reopen_log_files
+from mysqlpool.daemon.metrics_server import MetricsServer
 from mysqlpool.daemon.pidfile import PidFile
 from mysqlpool.daemon.privileges import become, daemon_owner, group_named, user_named
-from mysqlpool.daemon.supervisor import Supervisor
+from mysqlpool.daemon.reports import Reporter
+from mysqlpool.daemon.supervisor import RESIZES, Supervisor
 from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.daemon.threads import WorkerThreads
 from mysqlpool.registry import close_pool, get_stats
@@ -85,6 +89,11 @@ class PooledDaemonCommand(BaseCommand):
     daemonize: bool = False
     # Seconds between two progress lines of a worker process.
     progress_interval: float = 60.0
+    # Where /metrics and /healthz are served (no port: not served).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # Seconds after which a unit is reported as hung (None: never).
+    unit_timeout: float | None = None
 
     def handle_job(self) -> object:
         """One unit of work: truthy if it did work, falsy if there was nothing to do."""
@@ -174,11 +183,32 @@ class PooledDaemonCommand(BaseCommand):
             help=f"Seconds between two progress lines of a worker (default {self.progress_interval}).",
         )
 
+        parser.add_argument(
+            "--metrics-port",
+            type=_number(int, 1, "a TCP port from 1 to 65535", 65535),
+            default=self.metrics_port,
+            help="Serve /metrics (Prometheus) and /healthz on this port (needs mysqlpool[metrics]).",
+        )
+        parser.add_argument(
+            "--metrics-host",
+            default=self.metrics_host,
+            help=f"The address --metrics-port listens on (default {self.metrics_host}).",
+        )
+        parser.add_argument(
+            "--unit-timeout",
+            type=_seconds(0.1),
+            default=None if self.unit_timeout is None else str(self.unit_timeout),
+            help="Log a unit running longer, with its stack; with --processes, recycle a worker "
+            "process in which no unit started or finished for as long (default: none).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         if options["max_jobs"] is not None and not options["processes"]:
             raise CommandError("--max-jobs recycles worker processes: it needs --processes.")
         if options["daemonize"]:
             _check_daemonize(options)
+        # Bound now: a port in use or not allowed is told here, before any fork.
+        server = _metrics_server(options)
         # Everything that can fail is tried before anything forks or detaches;
         # python-daemon makes "/" the working directory, so paths become absolute.
         owner = daemon_owner(options["user"], options["group"])
@@ -188,14 +218,16 @@ class PooledDaemonCommand(BaseCommand):
         # Once the pid is written, `kill -HUP $(cat pidfile)` may come at once, and
         # SIGHUP's default action ends a process: the signals wait until the
         # handlers of the master or of the worker are in place, which unblock them.
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _StopSignals.SIGNALS)
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, (*_StopSignals.SIGNALS, *RESIZES))
         try:
-            self._start(options, owner, pidfile)
-            status = self._run(options)
+            self._start(options, owner, pidfile, server)
+            status = self._run(options, server)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             if pidfile is not None:
                 pidfile.release()
+            if server is not None:
+                server.close()
         logger.info("Stopped %s (pid %d) with exit status %d", self._name, os.getpid(), status)
         if status:
             raise CommandError(f"Stopped with status {status}: see the log above.", returncode=status)
@@ -208,7 +240,9 @@ class PooledDaemonCommand(BaseCommand):
         """What the start line names as the unit of work."""
         return f"{type(self).__module__}.{type(self).__qualname__}.handle_job"
 
-    def _start(self, options: dict[str, Any], owner: Owner, pidfile: PidFile | None) -> None:
+    def _start(
+        self, options: dict[str, Any], owner: Owner, pidfile: PidFile | None, server: MetricsServer | None
+    ) -> None:
         """Open the log, become the daemon's user, detach if asked, write the pid."""
         log_handler = open_log_file(absolute(options["log_file"]), owner) if options["log_file"] else None
         log_to_stderr_unless_configured(options["verbosity"])
@@ -216,11 +250,14 @@ class PooledDaemonCommand(BaseCommand):
         if owner.uid == 0:
             logger.warning("Running as root: so do the units of work (--user gives root's privileges up)")
         if options["daemonize"]:
-            kept = [log_handler.stream] if log_handler is not None else []
+            kept: list[object] = [log_handler.stream] if log_handler is not None else []
+            kept += [server.fileno()] if server is not None else []
             self._detach([*kept, *(pidfile.descriptors() if pidfile is not None else [])])
         if pidfile is not None:
             pidfile.write_pid()
         self._log_start(options)
+        if server is not None:
+            logger.info("Serving /metrics and /healthz on http://%s", server.address)
 
     def _log_start(self, options: dict[str, Any]) -> None:
         threads = counted(options["threads"], "thread")
@@ -256,19 +293,42 @@ class PooledDaemonCommand(BaseCommand):
         )
         context.open()
 
-    def _run(self, options: dict[str, Any]) -> int:
+    def _run(self, options: dict[str, Any], server: MetricsServer | None) -> int:
         if not options["processes"]:
-            return self._work(options, master=None)
+            # SIGTTIN and SIGTTOU resize a master's workers; here, blocked since
+            # handle(), they would stop the process once unblocked at the end.
+            for signum in RESIZES:
+                signal.signal(signum, signal.SIG_IGN)
+            return self._work(options, master=None, server=server)
         # The master forks and supervises; it never touches the database.
         connections.close_all()
         close_pool()
         master = os.getpid()
-        return Supervisor(
-            options["processes"], lambda: self._work(options, master), options["graceful_timeout"]
-        ).run()
+        supervisor = Supervisor(
+            options["processes"],
+            lambda reporter: self._work(options, master, reporter=reporter),
+            options["graceful_timeout"],
+            server=server,
+            unit_timeout=options["unit_timeout"],
+        )
+        if server is not None:
+            from mysqlpool.daemon.metrics import master_registry, serve
 
-    def _work(self, options: dict[str, Any], master: int | None) -> int:
-        """Run the worker threads of this process until stopped; return an exit status."""
+            serve(server, master_registry(supervisor), supervisor.health)
+        return supervisor.run()
+
+    def _work(
+        self,
+        options: dict[str, Any],
+        master: int | None,
+        server: MetricsServer | None = None,
+        reporter: Reporter | None = None,
+    ) -> int:
+        """Run the worker threads of this process until stopped; return an exit status.
+
+        Without a master, ``server`` serves its metrics; with one, ``reporter``
+        sends them to it.
+        """
         if master is not None:
             os.environ.pop("NOTIFY_SOCKET", None)  # the master speaks to systemd
         if options["budget"] is not None:
@@ -287,6 +347,13 @@ class PooledDaemonCommand(BaseCommand):
         )
         progress = _Progress(workers, options["progress_interval"])
         watchdog = Watchdog()
+        hung = HungUnits(workers, options["unit_timeout"]) if options["unit_timeout"] else None
+
+        def health() -> str | None:
+            stalled = [workers.stalled_for()]
+            return verdict(int(workers.alive()), False, stalled, options["unit_timeout"])
+
+        report = self._operated(workers, health, server, reporter)
         # Started while the signals are blocked (see handle()), the worker threads
         # keep them blocked: only the main thread takes them, and a storm of
         # reloads never interrupts the query of a unit.
@@ -302,9 +369,12 @@ class PooledDaemonCommand(BaseCommand):
                 if signals.reopen_requested:
                     signals.reopen_requested = False
                     reopen_log_files()
-                if workers.alive():  # systemd restarts a process that no longer works
+                if health() is None:  # systemd restarts a process that no longer works
                     watchdog.ping_if_due()
                 progress.log_if_due()
+                if hung is not None:
+                    hung.check()
+                report()
             notify("STOPPING=1")
             logger.info(
                 "Worker %d stopping: the units in flight have %gs to finish; "
@@ -325,6 +395,27 @@ class PooledDaemonCommand(BaseCommand):
             logger.error("Units still running after --graceful-timeout; exiting without them")
             return EXIT_CUT_SHORT
         return EXIT_STOPPED
+
+    def _operated(
+        self,
+        workers: WorkerThreads,
+        health: Callable[[], str | None],
+        server: MetricsServer | None,
+        reporter: Reporter | None,
+    ) -> Callable[[], None]:
+        """Serve the worker's metrics and health, or report them to the master; what
+        the main loop calls each second for it."""
+        if server is None and reporter is None:
+            return lambda: None
+        from mysqlpool.daemon.metrics import exposition, serve, worker_registry
+
+        registry = worker_registry(workers)
+        if server is not None:
+            serve(server, registry, health)
+            server.serve_in_thread()
+            return lambda: None
+        assert reporter is not None
+        return lambda: reporter.send(exposition(registry).decode(), workers.stalled_for())
 
     def _process_started(self) -> bool:
         """Run worker_process_started(); False (logged) if it raised."""
@@ -365,6 +456,19 @@ class _Progress:
             pools or "none used",
             budget_summary(process_budget().status()),
         )
+
+
+def _metrics_server(options: dict[str, Any]) -> MetricsServer | None:
+    """The endpoint of --metrics-port, listening; None without the option."""
+    if options["metrics_port"] is None:
+        return None
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise CommandError(
+            "--metrics-port needs prometheus_client: pip install 'mysqlpool[metrics]'."
+        ) from None
+    return MetricsServer(options["metrics_host"], options["metrics_port"])
 
 
 def _check_daemonize(options: dict[str, Any]) -> None:

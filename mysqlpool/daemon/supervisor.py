@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import select
 import signal
+import socket
 import time
 from collections.abc import Callable
 from types import FrameType
 
 from mysqlpool.daemon.exits import EXIT_BOOT_FAILED, EXIT_CUT_SHORT, EXIT_STOPPED, WorkersKeepFailing
+from mysqlpool.daemon.health import verdict
 from mysqlpool.daemon.logfile import reopen_log_files
+from mysqlpool.daemon.metrics_server import MetricsServer
+from mysqlpool.daemon.reports import Report, Reporter, Reports
 from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.forking import fork
 
@@ -33,7 +38,9 @@ MAX_QUICK_DEATHS = 5
 MAX_RESPAWN_BACKOFF = 10.0
 
 
-_HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
+# SIGTTIN adds a worker and SIGTTOU removes one, as gunicorn's arbiter does.
+RESIZES = (signal.SIGTTIN, signal.SIGTTOU)
+_HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, *RESIZES)
 
 
 class Supervisor:
@@ -44,11 +51,28 @@ class Supervisor:
     SIGHUP blocked: it installs its handlers, then unblocks them.
     """
 
-    def __init__(self, processes: int, run_worker: Callable[[], int], graceful_timeout: float) -> None:
+    def __init__(
+        self,
+        processes: int,
+        run_worker: Callable[[Reporter | None], int],
+        graceful_timeout: float,
+        *,
+        server: MetricsServer | None = None,
+        unit_timeout: float | None = None,
+    ) -> None:
         self.processes = processes
         self.run_worker = run_worker
         self.graceful_timeout = graceful_timeout
+        self.server = server
+        self.unit_timeout = unit_timeout
         self.workers: dict[int, float] = {}  # pid -> start time
+        # Workers told to stop (SIGTTOU, or hung): pid -> when they get SIGKILL.
+        self._retiring: dict[int, float] = {}
+        self._hung: set[int] = set()
+        # Workers started again, by the cause of the end of the one replaced.
+        self.restarts: dict[str, int] = {}
+        # The workers report their metrics and stalls when someone reads them.
+        self._reports = Reports() if server is not None or unit_timeout is not None else None
         self._signals: list[int] = []
         self._quick_deaths = 0
         self._stopping = False
@@ -68,8 +92,10 @@ class Supervisor:
                 self._sleep(1.0)
                 self._dispatch_signals()
                 self._reap()
+                self._watch_workers()
                 self._spawn_missing()
-                watchdog.ping_if_due()
+                if self.health() is None:  # as /healthz: systemd restarts a daemon that no longer works
+                    watchdog.ping_if_due()
         except WorkersKeepFailing as error:
             logger.error("%s", error)
             self._stop_workers()
@@ -87,11 +113,26 @@ class Supervisor:
             pass
 
     def _sleep(self, timeout: float) -> None:
-        try:
-            if select.select([self._wake_read], [], [], timeout)[0]:
+        """Wait for a signal or ``timeout``, answering the metrics endpoint meanwhile."""
+        deadline = time.monotonic() + timeout
+        listening = [self._wake_read] if self.server is None else [self._wake_read, self.server.fileno()]
+        while True:
+            try:
+                ready = select.select(listening, [], [], max(deadline - time.monotonic(), 0))[0]
+            except InterruptedError:
+                return
+            if self._wake_read in ready:
                 os.read(self._wake_read, 4096)
-        except InterruptedError:
-            pass
+                return
+            if not ready:
+                return
+            self._answer()
+
+    def _answer(self) -> None:
+        assert self.server is not None
+        if self._reports is not None:
+            self._reports.receive()
+        self.server.handle_pending()
 
     def _dispatch_signals(self) -> None:
         while self._signals:
@@ -103,35 +144,121 @@ class Supervisor:
                 reopen_log_files()
                 for pid in self.workers:
                     _signal(pid, signal.SIGHUP)
+            elif signum in RESIZES:
+                self._resize(1 if signum == signal.SIGTTIN else -1)
+
+    def _resize(self, change: int) -> None:
+        if self.processes + change < 1:
+            logger.warning("Master got SIGTTOU with 1 worker process: keeping it")
+            return
+        self.processes += change
+        logger.info(
+            "Master got %s: %d worker processes from now on",
+            "SIGTTIN" if change > 0 else "SIGTTOU",
+            self.processes,
+        )
+        active = self._active()
+        if change < 0 and active:  # (none while all are being replaced: one fewer is spawned)
+            # The oldest goes, as with gunicorn: its memory has grown the most.
+            self._retire(min(active, key=self.workers.__getitem__))
+
+    def _active(self) -> list[int]:
+        """The workers not told to stop."""
+        return [pid for pid in self.workers if pid not in self._retiring]
+
+    def live_workers(self) -> int:
+        return len(self._active())
+
+    def reports(self) -> dict[int, Report]:
+        return {} if self._reports is None else dict(self._reports.last)
+
+    def _retire(self, pid: int) -> None:
+        """Stop a worker gracefully: SIGTERM now, SIGKILL after the graceful timeout (and a second)."""
+        self._retiring[pid] = time.monotonic() + self.graceful_timeout + 1.0
+        _signal(pid, signal.SIGTERM)
+
+    def _watch_workers(self) -> None:
+        """Recycle the hung workers; kill those retired that outstay their graceful timeout."""
+        now = time.monotonic()
+        if self._reports is not None:
+            self._reports.receive()
+        if self.unit_timeout is not None:
+            for pid in self._active():
+                if self._stalled_for(pid, now) > self.unit_timeout:
+                    logger.error(
+                        "Worker %d started or finished no unit for --unit-timeout %gs: recycling it",
+                        pid,
+                        self.unit_timeout,
+                    )
+                    self._hung.add(pid)
+                    self._retire(pid)
+        for pid, kill_at in list(self._retiring.items()):
+            if now > kill_at:
+                logger.error("Worker %d still running after the graceful timeout: killing it", pid)
+                _signal(pid, signal.SIGKILL)
+                self._retiring[pid] = math.inf
+
+    def _stalled_for(self, pid: int, now: float) -> float:
+        """How long the worker's threads have all been stuck, by its last report; a
+        worker whose reports stopped counts as stuck since its last."""
+        assert self._reports is not None
+        report = self._reports.last.get(pid)
+        if report is None or not report.metrics:  # still starting: no unit yet
+            return 0.0
+        return max(report.stalled, now - report.received - 1.0)
+
+    def health(self) -> str | None:
+        """Why the daemon is unhealthy (see mysqlpool.daemon.health), or None."""
+        now = time.monotonic()
+        active = self._active()
+        stalled = [self._stalled_for(pid, now) for pid in active] if self._reports else []
+        # Failing while none of the workers has lived past a quick death: one that
+        # failed once, long ago, among others that run, is no reason.
+        keep_failing = self._quick_deaths > 0 and all(now - self.workers[pid] < QUICK_DEATH for pid in active)
+        return verdict(len(active), keep_failing, stalled, self.unit_timeout)
 
     def _spawn_missing(self) -> None:
-        while len(self.workers) < self.processes and not self._stopping:
+        while self.live_workers() < self.processes and not self._stopping:
             # A signal that arrived between the fork and the child's own handlers
             # would run the master's handler in the child, and be lost: block them
             # over the fork. The master then gets its pending ones; the child gets
             # its own once its handlers are in place (see _become_worker()).
+            ends = self._reports.channel() if self._reports is not None else None
             signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
             try:
                 pid = fork()
                 if pid == 0:  # the child always ends here, never in the master's code
-                    self._become_worker()
+                    self._become_worker(ends)
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED)
             self.workers[pid] = time.monotonic()
+            if ends is not None:
+                ends[1].close()
+                self._reports.add(pid, ends[0])  # type: ignore[union-attr]  # ends come from it
             logger.info("Started worker %d", pid)
 
-    def _become_worker(self) -> None:
+    def _become_worker(self, ends: tuple[socket.socket, socket.socket] | None) -> None:
         status = 1
         try:
             os.close(self._wake_read)
             os.close(self._wake_write)
+            reporter = None
+            if self.server is not None:
+                self.server.close()
+            if ends is not None:
+                ends[0].close()
+                self._reports.close_in_child()  # type: ignore[union-attr]  # ends come from it
+                reporter = Reporter(ends[1])
             for signum in _HANDLED:
                 signal.signal(signum, signal.SIG_DFL)
+            # A resize sent to the whole process group is the master's business.
+            for signum in RESIZES:
+                signal.signal(signum, signal.SIG_IGN)
             # SIGHUP's default action would end the worker: a reload sent at the
             # wrong moment must not. The worker's signals stay blocked (pending,
             # not lost) until run_worker() has its handlers in place and unblocks them.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-            status = self.run_worker()
+            status = self.run_worker(reporter)
         finally:
             logging.shutdown()
             os._exit(status)
@@ -147,8 +274,22 @@ class Supervisor:
             started = self.workers.pop(pid, None)
             if started is None:
                 continue
+            retired = self._retiring.pop(pid, None) is not None
+            if self._reports is not None:
+                self._reports.forget(pid)
             code = os.waitstatus_to_exitcode(status)
-            self._judge_death(pid, code, time.monotonic() - started)
+            if pid in self._hung:
+                self._hung.discard(pid)
+                self._count_restart("hung")
+                logger.warning("Hung worker %d exited with %d; replaced", pid, code)
+            elif retired:
+                logger.info("Worker %d exited with %d: one fewer worker process", pid, code)
+            else:
+                self._count_restart("recycled" if code == 0 else "failed" if code > 0 else "killed")
+                self._judge_death(pid, code, time.monotonic() - started)
+
+    def _count_restart(self, cause: str) -> None:
+        self.restarts[cause] = self.restarts.get(cause, 0) + 1
 
     def _judge_death(self, pid: int, code: int, lived: float) -> None:
         if self._stopping:
@@ -204,6 +345,8 @@ class Supervisor:
             if pid == 0:
                 return
             self.workers.pop(pid, None)
+            if self._reports is not None:
+                self._reports.forget(pid)
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -54,6 +54,12 @@ class WorkerThreads:
         # Set when a unit raised a BaseException that is no Exception.
         self.aborted = threading.Event()
         self.failures = FailureLog()
+        # The units in flight: thread ident -> when it started (time.monotonic()).
+        # Written without a lock (a dict's item assignment and pop are atomic);
+        # readers take a copy, as atomic.
+        self.running: dict[int, float] = {}
+        # When a unit last started or finished.
+        self.last_progress = time.monotonic()
         self._count_lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._run, name=f"worker-{number}", daemon=True)
@@ -75,6 +81,19 @@ class WorkerThreads:
         """Whether any worker thread is still running."""
         return any(thread.is_alive() for thread in self._threads)
 
+    @property
+    def count(self) -> int:
+        return len(self._threads)
+
+    def thread_name(self, ident: int) -> str:
+        return next((thread.name for thread in self._threads if thread.ident == ident), str(ident))
+
+    def stalled_for(self) -> float:
+        """Seconds since a unit last started or finished, if every thread is in one; else 0."""
+        if len(self.running.copy()) < len(self._threads):
+            return 0.0
+        return time.monotonic() - self.last_progress
+
     def _run(self) -> None:
         try:
             self.on_start()
@@ -87,8 +106,7 @@ class WorkerThreads:
         try:
             while not self.stop.is_set():
                 try:
-                    with auto_close_db():
-                        did_work = self.unit()
+                    did_work = self._run_unit()
                 except Exception as error:
                     self.failures.failed(error)
                     self._count(errors=1)
@@ -110,6 +128,16 @@ class WorkerThreads:
                     self.stop.wait(self.interval)
         finally:
             self.on_stop()
+
+    def _run_unit(self) -> object:
+        ident = threading.get_ident()
+        self.running[ident] = self.last_progress = time.monotonic()
+        try:
+            with auto_close_db():
+                return self.unit()
+        finally:
+            self.running.pop(ident, None)
+            self.last_progress = time.monotonic()
 
     def _count(self, done: int = 0, errors: int = 0) -> None:
         with self._count_lock:

@@ -9,16 +9,25 @@ figures only for aliases it has used; daemons log ``get_stats()`` for theirs.
 from __future__ import annotations
 
 import json
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from mysqlpool.budget import process_budget
 from mysqlpool.config import pool_config, pooled_aliases
 from mysqlpool.registry import get_stats
-from mysqlpool.stats import WAIT_TIME, budget_summary, pool_summary, seconds_text
+from mysqlpool.stats import (
+    DISTRIBUTIONS,
+    INVALIDATION_CAUSES,
+    WAIT_TIME,
+    budget_summary,
+    pool_summary,
+    seconds_text,
+)
 
 
 class Command(BaseCommand):
@@ -29,8 +38,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+        parser.add_argument(
+            "--url",
+            help="Show the figures of the process serving this endpoint (http://HOST:PORT, a daemon's "
+            "--metrics-port or a web app's /metrics) instead of this process's.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["url"]:
+            remote = read_remote(options["url"])
+            self.stdout.write(
+                json.dumps(remote, indent=2, sort_keys=True) if options["json"] else render_remote(remote)
+            )
+            return
         status = collect_status()
         if options["json"]:
             self.stdout.write(json.dumps(status, indent=2, sort_keys=True))
@@ -82,6 +102,38 @@ def render(status: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def read_remote(url: str) -> dict[str, Any]:
+    """Per process, the figures a metrics endpoint shows (see mysqlpool.metrics)."""
+    try:
+        from mysqlpool.metrics import figures_from_metrics
+    except ImportError:
+        raise CommandError("--url needs prometheus_client: pip install 'mysqlpool[metrics]'.") from None
+    if not url.startswith(("http://", "https://")):
+        raise CommandError(f"--url {url!r}: give an http:// or https:// address, as http://HOST:PORT.")
+    address = url if urllib.parse.urlsplit(url).path not in ("", "/") else url.rstrip("/") + "/metrics"
+    try:
+        with urllib.request.urlopen(address, timeout=10) as response:
+            return figures_from_metrics(response.read().decode())
+    except (OSError, ValueError) as error:
+        raise CommandError(f"Cannot read {address}: {error}") from None
+
+
+def render_remote(remote: dict[str, Any]) -> str:
+    """As render(): per process, a summary and the live figures of each alias, then its budget."""
+    lines = []
+    for label, process in sorted(remote.items()):
+        if label:
+            lines.append(f"worker process {label}:")
+        for alias, figures in sorted(process["pools"].items()):
+            lines.append(f"{alias}: live figures")
+            lines += _table([("summary", pool_summary(alias, figures)), *sorted(figures.items())])
+        budget = process["budget"]
+        lines.append(f"budget: {budget['limit'] if budget['limit'] is not None else 'none'}")
+        figures = sorted((name, value) for name, value in budget.items() if name != "limit")
+        lines += _table([("summary", budget_summary(budget)), *figures])
+    return "\n".join(lines) or "no mysqlpool figures at that address"
+
+
 def _table(rows: list[tuple[str, Any]]) -> list[str]:
     width = max((len(name) for name, _ in rows), default=0)
     return [f"  {name:<{width}}  {_shown(name, value)}" for name, value in rows]
@@ -90,4 +142,9 @@ def _table(rows: list[tuple[str, Any]]) -> list[str]:
 def _shown(name: str, value: Any) -> str:
     if name == WAIT_TIME:
         return seconds_text(value)
+    if name == INVALIDATION_CAUSES:
+        return ", ".join(f"{cause} {count:g}" for cause, count in value.items())
+    if name in DISTRIBUTIONS:
+        mean = value["sum"] / value["count"] if value["count"] else 0.0
+        return f"{value['count']} (mean {seconds_text(mean)})"
     return f"{value:g}" if isinstance(value, float) else str(value)
