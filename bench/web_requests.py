@@ -8,7 +8,7 @@ way for the page to reach the database:
 * ``persistent``: Django's MySQL backend, ``CONN_MAX_AGE=None``: the reference,
   one connection per thread (16);
 * ``per-request``: Django's default, ``CONN_MAX_AGE=0``: a connection per request;
-* ``peer``: django-db-connection-pool, ``POOL_SIZE`` 8 per worker (one per thread);
+* ``django-db-connection-pool``: ``POOL_SIZE`` 8 per worker (one per thread);
 * ``mysqlpool``: ``pool_size`` 4, no overflow, ``MYSQLPOOL_BUDGET`` 4 per worker: at
   most 8 connections for 16 threads.
 
@@ -56,7 +56,7 @@ BUDGET = 4
 CONFIGS: dict[str, dict[str, Any]] = {
     "persistent": {"ENGINE": "django.db.backends.mysql", "CONN_MAX_AGE": None},
     "per-request": {"ENGINE": "django.db.backends.mysql", "CONN_MAX_AGE": 0},
-    "peer": {
+    "django-db-connection-pool": {
         "ENGINE": "dj_db_conn_pool.backends.mysql",
         "POOL_OPTIONS": {"POOL_SIZE": THREADS, "MAX_OVERFLOW": 0},
     },
@@ -190,11 +190,11 @@ def summarize(results: Rounds) -> list[Row]:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        f"{'config':<12} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'conns':>5} {'errors':>6}"
+        f"{'config':<25} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'conns':>5} {'errors':>6}"
         "   ratios to persistent: req/s  p50   p99   conns"
     ]
     lines += [
-        f"{r.config:<12} {r.requests_per_second:>8,.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
+        f"{r.config:<25} {r.requests_per_second:>8,.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
         f"{r.peak_connections:>5} {r.errors:>6}   {'':>21}{r.throughput_ratio:>5.2f} {r.p50_ratio:>5.2f} "
         f"{r.p99_ratio:>5.2f} {r.connections_ratio:>5.2f}"
         for r in rows
