@@ -18,7 +18,7 @@ from django.db import connections
 from mysqlpool import close_pool
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from tests import dbserver
-from tests.helpers import Server
+from tests.helpers import Server, SessionSampler
 
 _aliases = itertools.count()
 
@@ -72,6 +72,13 @@ def server(transactional_db: None) -> Iterator[Server]:
         watcher.wait_until_gone(session)
     yield watcher
     watcher.conn.close()
+
+
+@pytest.fixture
+def watched(server: Server) -> Iterator[tuple[Server, SessionSampler]]:
+    """The server, and a sampler of the sessions on the test database that a process holds."""
+    with SessionSampler(connections["default"].settings_dict, held_only=True) as sampler:
+        yield server, sampler
 
 
 @pytest.fixture

@@ -47,12 +47,25 @@ def start_module(
     settings: str,
     umask: int = -1,
     python: Sequence[str] = (sys.executable,),
+    **environ: str,
+) -> subprocess.Popen[str]:
+    """``python -m MODULE ARGS`` in a fresh process, as start_process() starts it."""
+    command = [*python, "-m", module, *args]
+    return start_process(database_server, command, settings=settings, umask=umask, **environ)
+
+
+def start_process(
+    database_server: dbserver.Server,
+    command: Sequence[str],
+    *,
+    settings: str,
+    umask: int = -1,
     output: IO[str] | None = None,
     new_session: bool = False,
     database: str | None = None,
     **environ: str,
 ) -> subprocess.Popen[str]:
-    """``python -m MODULE ARGS`` in a fresh process, with Django's settings on the test database.
+    """``command`` in a fresh process, with Django's settings on the test database.
 
     Its output goes to pipes, or both streams to ``output``: a server that logs
     more than a pipe holds while nobody reads would stop. With ``new_session``, it
@@ -68,7 +81,7 @@ def start_module(
         **environ,
     }
     return subprocess.Popen(
-        [*python, "-m", module, *args],
+        command,
         env=env,
         cwd=ROOT,
         stdout=output or subprocess.PIPE,
@@ -109,11 +122,9 @@ class ServerProcess:
     ) -> None:
         self.log = log
         with log.open("w") as output:
-            self.process = start_module(
+            self.process = start_process(
                 database_server,
-                module,
-                *args,
-                *self.own_arguments(module),
+                [*self.command(module), *args, *self.own_arguments(module)],
                 settings=settings,
                 output=output,
                 new_session=True,
@@ -125,6 +136,10 @@ class ServerProcess:
         except BaseException:
             self.kill()
             raise
+
+    def command(self, module: str) -> list[str]:
+        """What starts the server: ``python -m MODULE`` here."""
+        return [sys.executable, "-m", module]
 
     def own_arguments(self, module: str) -> list[str]:
         """Arguments a kind of server adds to the test's (none here)."""

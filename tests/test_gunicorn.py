@@ -7,19 +7,26 @@ which process used which (each reply says its pid and its connection's id).
 
 from __future__ import annotations
 
-import os
 import signal
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from tests import dbserver
 from tests.helpers import Server, SessionSampler
 from tests.processes import wait_for
-from tests.webservers import WebServer, connections_of, failures, pids
+from tests.webservers import (
+    WebServer,
+    assert_no_connection_shared,
+    connections_of,
+    failures,
+    gone,
+    kill_a_worker,
+    pids,
+    stop_leaving_no_session,
+    the_masters_session,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,23 +51,6 @@ def start_gunicorn(database_server: dbserver.Server, log: Path, worker_class: st
     )  # fmt: skip
 
 
-@pytest.fixture
-def watched(server: Server) -> Iterator[tuple[Server, SessionSampler]]:
-    """The server, and a sampler of the sessions on the test database that a process holds."""
-    with SessionSampler(connections["default"].settings_dict, held_only=True) as sampler:
-        yield server, sampler
-
-
-def the_masters_session(server: Server) -> int:
-    """Before any request the only session is the one the master made at import."""
-    [session] = server.sessions()
-    return session
-
-
-def gone(server: Server, sessions: set[int]) -> bool:
-    return not sessions & server.sessions()
-
-
 @pytest.mark.parametrize("worker_class", ["sync", "gthread"])
 def test_concurrent_requests_stay_within_workers_times_budget_and_reuse_connections(
     database_server: dbserver.Server,
@@ -81,16 +71,11 @@ def test_concurrent_requests_stay_within_workers_times_budget_and_reuse_connecti
     assert failures(replies) == []
     by_pid = connections_of(replies)
     assert len(by_pid) > WORKERS, "--max-requests recycled no worker"
-    # No connection was used by two processes, nor the master's by any worker.
-    used = [connection for connections_of_pid in by_pid.values() for connection in connections_of_pid]
-    assert len(used) == len(set(used))
-    assert master_session not in used
-    assert master_session in server.sessions()  # no worker's exit or collection ended it
+    assert_no_connection_shared(by_pid, {master_session}, server)
     # Connections are reused: each worker process opened at most its budget.
     assert connects <= len(by_pid) * BUDGET, f"{connects} connects for {len(replies)} requests"
     assert sampler.peak <= WORKERS * BUDGET + 1  # +1: the master's
-    web.stop()
-    wait_for(lambda: not server.sessions(), what="no session left after SIGTERM")
+    stop_leaving_no_session(web, server)
 
 
 def test_a_killed_worker_is_replaced_and_a_reload_leaves_no_connection_behind(
@@ -101,18 +86,7 @@ def test_a_killed_worker_is_replaced_and_a_reload_leaves_no_connection_behind(
 ) -> None:
     server, sampler = watched
     web = servers.enter_context(start_gunicorn(database_server, tmp_path / "gunicorn.log", "gthread"))
-    first = web.load("hit", 100)
-    assert failures(first) == []
-    by_pid = connections_of(first)
-    killed = min(by_pid)
-    os.kill(killed, signal.SIGKILL)
-    wait_for(lambda: gone(server, by_pid[killed]), what="the killed worker's sessions gone")
-    after_kill = web.load("hit", 200)
-    assert failures(after_kill) == []  # the other worker carried on, the new one too
-    assert killed not in pids(after_kill)
-    wait_for(lambda: len(pids(web.load("ping", 20)) - set(by_pid)) >= 1, what="a replacement worker")
-
-    before_reload = connections_of(after_kill)
+    before_reload = kill_a_worker(web, server)
     web.signal(signal.SIGHUP)  # new workers, then the old ones stop gracefully
     old_sessions = set().union(*before_reload.values())
     wait_for(lambda: gone(server, old_sessions), what="the old workers' sessions gone")
@@ -120,5 +94,4 @@ def test_a_killed_worker_is_replaced_and_a_reload_leaves_no_connection_behind(
     assert failures(after_reload) == []
     assert not pids(after_reload) & set(before_reload)
     assert len(server.sessions()) <= WORKERS * BUDGET + 1
-    web.stop()
-    wait_for(lambda: not server.sessions(), what="no session left after SIGTERM")
+    stop_leaving_no_session(web, server)
