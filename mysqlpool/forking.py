@@ -14,6 +14,10 @@ child opens, while Django still holds the connection object. So after every fork
    parent threads that do not exist in the child);
 3. resets the forking thread's Django connections, so its first query opens a
    connection of its own.
+
+uWSGI forks its workers without running ``os.register_at_fork`` handlers unless
+told to: there the same handling runs from uWSGI's post-fork hook
+(mysqlpool/uwsgi_worker.py), at most once per process.
 """
 
 from __future__ import annotations
@@ -23,8 +27,15 @@ import os
 from django.conf import settings
 from django.db import connections
 
-from mysqlpool import registry
+from mysqlpool import registry, uwsgi_worker
 from mysqlpool.connection import PooledConnection
+
+# The process whose connections and pools this module's state describes: this
+# one, once its fork has been handled. Run twice in one child, the handler would
+# take for inherited what the child has made since (its budget's counts among
+# them); run in a process that was not forked (uWSGI's only worker when there is
+# no master), it would disarm the process's own connections.
+_owner = os.getpid()
 
 
 def fork() -> int:
@@ -39,6 +50,8 @@ def fork() -> int:
 
 
 def _after_fork_in_child() -> None:
+    global _owner
+    _owner = os.getpid()
     PooledConnection.disarm_all()
     registry.orphan_all()
     if settings.configured:
@@ -48,4 +61,15 @@ def _after_fork_in_child() -> None:
                 forget()
 
 
+def _after_fork_unless_handled() -> None:
+    """The child's handling, if this process is a child that has not had it yet.
+
+    uWSGI calls it in every process it forks; with ``py-call-osafterfork``, the
+    ``register_at_fork`` handler has already run there.
+    """
+    if os.getpid() != _owner:
+        _after_fork_in_child()
+
+
 os.register_at_fork(after_in_child=_after_fork_in_child)
+uwsgi_worker.install(_after_fork_unless_handled)

@@ -1,0 +1,137 @@
+"""uWSGI (a master and 2 worker processes, threads, lazy-apps) serving tests/servers_app.
+
+uWSGI forks its workers from C and, unless ``py-call-osafterfork`` is set, runs no
+``os.register_at_fork`` handler in them: mysqlpool's handler runs from uWSGI's
+post-fork hook instead (mysqlpool/uwsgi_worker.py). No test sets that option:
+without lazy-apps the application, loaded in the master, runs a query at import
+(tests/servers_app/wsgi.py), so every worker is forked from a master that holds a
+connection and a pool. As in tests/test_gunicorn.py, each reply says which
+process and which server connection served it.
+"""
+
+from __future__ import annotations
+
+import signal
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests import dbserver
+from tests.helpers import Server, SessionSampler
+from tests.processes import wait_for
+from tests.webservers import (
+    WebServer,
+    assert_no_connection_shared,
+    connections_of,
+    failures,
+    gone,
+    kill_a_worker,
+    pids,
+    stop_leaving_no_session,
+    the_masters_session,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WORKERS = 2
+BUDGET = 2
+THREADS = 4
+
+# What each variant adds to the master and its 2 worker processes. In the default
+# mode the master loads the application and holds the connection of its query.
+MODES = {
+    "default": [],
+    "threads": ["--threads", str(THREADS)],
+    "lazy-apps": ["--lazy-apps"],
+    # Python's at-fork handlers run in the workers too: the child is handled once.
+    "py-call-osafterfork": ["--py-call-osafterfork"],
+}
+
+# uwsgi.h's UWSGI_END_CODE.
+UWSGI_END_CODE = 30
+
+# Each worker stops after 120 requests, and the master forks another: by default
+# only once it has lived 60 s.
+RECYCLED = ["--max-requests", "120", "--min-worker-lifetime", "0"]
+
+
+def start_uwsgi(database_server: dbserver.Server, log: Path, *args: str, master: bool = True) -> WebServer:
+    """A master and 2 worker processes, a budget of 2 each; the application queries at import.
+
+    ``die-on-term``: SIGTERM stops uWSGI 2.0 (without it, SIGTERM reloads), as a
+    process manager expects. Without ``master``, one process, which is its only worker.
+    """
+    processes = ["--master", "--processes", str(WORKERS)] if master else ["--processes", "1"]
+    return WebServer(
+        database_server, log, "uwsgi", *processes, "--module", "tests.servers_app.wsgi:application",
+        "--need-app", "--die-on-term", "--disable-logging", *args,
+        MYSQLPOOL_TEST_BUDGET=str(BUDGET), MYSQLPOOL_TEST_POOL_SIZE=str(BUDGET),
+        MYSQLPOOL_TEST_QUERY_AT_IMPORT="1",
+    )  # fmt: skip
+
+
+def the_masters_sessions(server: Server, mode: str) -> set[int]:
+    """The master's session, made at import; with lazy-apps the master loads nothing."""
+    return set() if mode == "lazy-apps" else {the_masters_session(server)}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_concurrent_requests_stay_within_workers_times_budget_and_reuse_connections(
+    database_server: dbserver.Server,
+    watched: tuple[Server, SessionSampler],
+    tmp_path: Path,
+    mode: str,
+    servers: ExitStack,
+) -> None:
+    server, sampler = watched
+    web = servers.enter_context(start_uwsgi(database_server, tmp_path / "uwsgi.log", *MODES[mode], *RECYCLED))
+    master = the_masters_sessions(server, mode)
+    connects_before = server.connects()
+    replies = web.load("hit", 400)
+    connects = server.connects() - connects_before
+    assert failures(replies) == []
+    by_pid = connections_of(replies)
+    assert len(by_pid) > WORKERS, "--max-requests recycled no worker"
+    assert_no_connection_shared(by_pid, master, server)
+    # Connections are reused: each worker process opened at most its budget.
+    assert connects <= len(by_pid) * BUDGET, f"{connects} connects for {len(replies)} requests"
+    assert sampler.peak <= WORKERS * BUDGET + len(master)
+    stop_leaving_no_session(web, server)
+
+
+def test_without_a_master_the_only_worker_keeps_the_connection_it_made_at_import(
+    database_server: dbserver.Server, server: Server, tmp_path: Path, servers: ExitStack
+) -> None:
+    """uWSGI calls its post-fork hook in that worker too, though it was not forked."""
+    web = servers.enter_context(start_uwsgi(database_server, tmp_path / "uwsgi.log", master=False))
+    web.exit_codes = (UWSGI_END_CODE,)  # a worker's status when it stops, which no master turns into 0
+    at_import = the_masters_session(server)
+    replies = web.load("hit", 50)
+    assert failures(replies) == []
+    assert connections_of(replies) == {web.process.pid: {at_import}}
+    stop_leaving_no_session(web, server)
+
+
+def test_a_killed_worker_is_replaced_and_a_reload_leaves_no_connection_behind(
+    database_server: dbserver.Server,
+    watched: tuple[Server, SessionSampler],
+    tmp_path: Path,
+    servers: ExitStack,
+) -> None:
+    server, sampler = watched
+    web = servers.enter_context(start_uwsgi(database_server, tmp_path / "uwsgi.log", *MODES["threads"]))
+    master = the_masters_session(server)
+    before_reload = kill_a_worker(web, server)
+    # SIGHUP: the workers finish their requests and stop, then the master loads
+    # the application again (its new query at import) and forks new ones.
+    web.signal(signal.SIGHUP)
+    old_sessions = {master}.union(*before_reload.values())
+    wait_for(lambda: gone(server, old_sessions), what="the old master's and workers' sessions gone")
+    wait_for(web.ready, timeout=60, what="uwsgi answering after the reload")
+    after_reload = web.load("hit", 100)
+    assert failures(after_reload) == []
+    assert not pids(after_reload) & set(before_reload)
+    assert len(server.sessions()) <= WORKERS * BUDGET + 1
+    assert sampler.peak <= WORKERS * BUDGET + 1
+    stop_leaving_no_session(web, server)
