@@ -12,14 +12,14 @@ the application runs there, is the callable in ``uwsgi.post_fork_hook``, if the
 ``register_at_fork`` handlers, so the handler given here must know whether this
 child has been handled already (see forking.py).
 
-That attribute holds one callable. uwsgidecorators' ``@postfork`` is built on it:
-importing uwsgidecorators sets ``uwsgi.post_fork_hook`` to a function that runs
-the list ``uwsgidecorators.postfork_chain``. It is not imported here: the import
-also replaces ``uwsgi.spooler`` with its own, and fails in a uWSGI without a
-master. So the handler goes first in that list if uwsgidecorators is loaded, and
-otherwise into ``uwsgi.post_fork_hook``, in front of whatever callable was there.
-uwsgidecorators imported later replaces the attribute, and the handler with it:
-the README says to import it first, or to set ``py-call-osafterfork``.
+That attribute holds one callable: the handler goes in front of whatever callable
+is there. uwsgidecorators' ``@postfork`` is built on it: importing uwsgidecorators
+sets ``uwsgi.post_fork_hook`` to a function that runs its list of ``@postfork``
+functions. Imported before mysqlpool, that function is the one the handler goes
+in front of; imported after, it replaces the handler: the README says to import
+it first, or to set ``py-call-osafterfork``. It is not imported here to join its
+list instead: the import also replaces ``uwsgi.spooler`` with its own, and fails
+in a uWSGI without a master.
 
 The ``uwsgi`` module exists only in a process uWSGI runs (its Python plugin puts
 it in ``sys.modules`` before it loads anything): elsewhere this does nothing.
@@ -38,13 +38,7 @@ def install(handler: Callable[[], None]) -> None:
     if uwsgi is None:
         return
     previous = getattr(uwsgi, "post_fork_hook", None)
-    decorators = sys.modules.get("uwsgidecorators")
-    if decorators is not None and previous is decorators.postfork_chain_hook:
-        decorators.postfork_chain.insert(0, handler)
-    elif previous is None:
-        uwsgi.post_fork_hook = handler
-    else:
-        uwsgi.post_fork_hook = _chained(handler, previous)
+    uwsgi.post_fork_hook = handler if previous is None else _chained(handler, previous)
 
 
 def _chained(handler: Callable[[], None], previous: Callable[[], Any]) -> Callable[[], None]:
