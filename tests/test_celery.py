@@ -26,7 +26,7 @@ from tests.redisserver import throwaway_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TASKS = 300
+TASKS = 1000
 POOL_SIZE = 2
 CHILDREN = 2
 
