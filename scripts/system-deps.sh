@@ -2,8 +2,9 @@
 # Make sure the system has what `make test` needs outside Python: a C compiler,
 # pkg-config and the MariaDB client headers to build mysqlclient (it has no Linux
 # wheels), mariadbd to run the tests' throwaway server, strace, nftables (the
-# network lab's rules, tests/netlab.py) and redis-server for the Celery tests'
-# throwaway broker. Installs what is
+# network lab's rules, tests/netlab.py), redis-server for the Celery tests'
+# throwaway broker, and Python's headers (mysqlpool's _probes.c, and uWSGI, which
+# pip builds from source for tests/test_uwsgi.py). Installs what is
 # missing with apt-get when run as root on Debian or Ubuntu; otherwise prints the
 # command to run and fails. With "bench" as second argument, also what `make bench`
 # counts and loads with: valgrind (callgrind) and wrk.
