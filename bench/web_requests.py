@@ -1,27 +1,45 @@
-"""Web benchmark: gunicorn serving a page of three queries, driven by wrk.
+"""Web benchmark: gunicorn and uvicorn serving a page of three queries, driven by wrk.
 
-gunicorn runs tests/servers_app (bench/web_settings.py) with ``gthread`` workers,
-2 processes x 8 threads; ``wrk --latency`` keeps 64 connections busy on the page
-(``/page``: three queries, then Django's end of request). Each configuration is a
-way for the page to reach the database:
+Both servers run tests/servers_app (bench/web_settings.py) in 2 worker processes;
+``wrk --latency`` keeps 64 connections busy on a page of three queries, then
+Django's end of request:
 
-* ``persistent``: Django's MySQL backend, ``CONN_MAX_AGE=None``: the reference,
-  one connection per thread (16);
-* ``per-request``: Django's default, ``CONN_MAX_AGE=0``: a connection per request;
-* ``django-db-connection-pool``: ``POOL_SIZE`` 8 per worker (one per thread);
+* gunicorn, ``gthread`` workers x 8 threads, the sync ``/page`` (one cursor);
+* uvicorn, the async ``/async-page``: the same three queries, each awaited through
+  ``sync_to_async`` as the ORM's async API runs a query; uvicorn as the tests
+  install it, on asyncio's loop and h11 (without its ``standard`` extras).
+
+Each configuration is a way for the page to reach the database:
+
+* ``persistent``: Django's MySQL backend, ``CONN_MAX_AGE=None``: the reference.
+  Under gunicorn, one connection per thread (16). Under uvicorn, a connection per
+  request that Django never closes: its ASGI handler runs each request's
+  ``sync_to_async`` calls in a thread of their own (``ThreadSensitiveContext``), a
+  new one per request, and a connection belongs to its thread. The dead thread's
+  connection closes only when the garbage collector frees it, so the server's
+  sessions pile up to its ``max_connections`` (500 here) and requests fail
+  (Django tickets #33497, #35059): the table counts those errors.
+* ``per-request``: Django's default, ``CONN_MAX_AGE=0``: a connection per request,
+  closed at its end (under uvicorn, one for each request in flight).
+* ``django-db-connection-pool``: ``POOL_SIZE`` 8 per worker (under gunicorn, one
+  per thread), no overflow.
 * ``mysqlpool``: ``pool_size`` 4, no overflow, ``MYSQLPOOL_BUDGET`` 4 per worker: at
-  most 8 connections for 16 threads.
+  most 8 connections, for 16 threads under gunicorn and for every request in
+  flight under uvicorn. A request holds its connection from its first query to
+  Django's ``request_finished``, across its awaits.
 
-Method: the machine is small and shared, so each round starts gunicorn afresh for
-each configuration in an order rotated from round to round, warms it up, then
-measures for ``--seconds``; every figure is divided by persistent's in the same
-round, and the table shows the medians. The server's connections on the
-benchmark's database are sampled (SHOW PROCESSLIST, every 50 ms) while wrk runs.
-Targets for mysqlpool: at least 0.95x persistent's requests/s, at most 1.10x its
-p99 latency, at most 8 server connections. The exit status is 0 even when a target
-is missed: this is a report.
+Method: the machine is small and shared, so each round starts the server afresh
+for each configuration, one server after the other, in orders rotated from round
+to round, warms it up, then measures for ``--seconds``; every figure is divided by
+persistent's on the same server in the same round, and the tables show the
+medians. The server's connections on the benchmark's database are sampled (SHOW
+PROCESSLIST, every 50 ms) while wrk runs. Targets for mysqlpool, on each server:
+at least 0.95x persistent's requests/s, at most 1.10x its p99 latency, at most 8
+server connections. The exit status is 0 even when a target is missed: this is a
+report.
 
-Usage: python bench/web_requests.py [--seconds S] [--rounds N] [--json FILE]
+Usage: python bench/web_requests.py [--server gunicorn|uvicorn|both] [--seconds S] [--rounds N]
+                                    [--json FILE]
 """
 
 from __future__ import annotations
