@@ -1,5 +1,5 @@
 """Draw the results of ``make bench`` into one PNG: request cycle ratios, time per request
-projected over a network from its round trips, job queue, web requests.
+projected over a network from its round trips, job queue, web requests (a panel per web server).
 
 python bench/chart.py REQUEST_CYCLE.json JOB_QUEUE.json WEB_REQUESTS.json OUT.png
 """
