@@ -1,5 +1,5 @@
 """Draw the results of ``make bench`` into one PNG: request cycle ratios, time per request
-projected over a network from its round trips, job queue, web requests.
+projected over a network from its round trips, job queue, web requests (a panel per web server).
 
 python bench/chart.py REQUEST_CYCLE.json JOB_QUEUE.json WEB_REQUESTS.json OUT.png
 """
@@ -94,26 +94,47 @@ def job_queue_panel(queue: Any, job_queue: dict[str, Any]) -> None:
     queue.tick_params(axis="x", labelsize=8)
 
 
-def web_panel(web: Any, web_requests: dict[str, Any]) -> None:
-    rows = web_requests["rows"]
+def web_panel(web: Any, description: str, rows: list[dict[str, Any]], wrk_connections: int) -> None:
+    """One server's ratios to persistent on that server, a group of bars per configuration."""
     width = 0.8 / len(WEB_RATIOS)
     for offset, (field, label) in enumerate(WEB_RATIOS):
         web.bar(
             [i + offset * width for i in range(len(rows))], [row[field] for row in rows], width, label=label
         )
-    web.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))], [row["config"] for row in rows])
+    labels = [web_label(row) for row in rows]
+    web.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))], labels, fontsize=8)
     web.axhline(1.0, color="grey", linewidth=0.8)
     web.set_ylabel("ratio to persistent")
-    web.set_title("gunicorn gthread 2x8 under wrk, 64 connections")
+    web.set_title(f"{description}, under wrk, {wrk_connections} connections")
     web.legend(fontsize=8)
+
+
+def web_label(row: dict[str, Any]) -> str:
+    """The configuration, its peak server connections and its errors, if any.
+
+    Errors are shown because a configuration that failed requests (persistent under
+    uvicorn reaches the server's max_connections) answered some of them too fast.
+    """
+    errors = f", {row['errors']} errors" if row["errors"] else ""
+    return f"{row['config']}\n{row['peak_connections']} connections{errors}"
+
+
+def layout(servers: list[str]) -> list[list[str]]:
+    """Three panels on top; below, one panel per web server, sharing the width equally."""
+    columns = 6  # divisible by the 3 panels on top and by 1 or 2 web servers
+    top = [name for name in ("ratios", "network", "queue") for _ in range(columns // 3)]
+    return [top, [server for server in servers for _ in range(columns // len(servers))]]
 
 
 def main(argv: list[str]) -> int:
     request_cycle, job_queue, web_requests = (json.loads(Path(path).read_text()) for path in argv[:3])
-    figure, (ratios, network, queue, web) = plt.subplots(1, 4, figsize=(24, 4.5))
-    request_cycle_panel(ratios, network, request_cycle)
-    job_queue_panel(queue, job_queue)
-    web_panel(web, web_requests)
+    servers = list(web_requests["servers"])
+    figure, panels = plt.subplot_mosaic(layout(servers), figsize=(20, 10))
+    request_cycle_panel(panels["ratios"], panels["network"], request_cycle)
+    job_queue_panel(panels["queue"], job_queue)
+    for server in servers:
+        rows = [row for row in web_requests["rows"] if row["server"] == server]
+        web_panel(panels[server], web_requests["servers"][server], rows, web_requests["wrk_connections"])
     figure.tight_layout()
     figure.savefig(argv[3], dpi=100)
     print(f"Chart written to {argv[3]}")

@@ -1,27 +1,45 @@
-"""Web benchmark: gunicorn serving a page of three queries, driven by wrk.
+"""Web benchmark: gunicorn and uvicorn serving a page of three queries, driven by wrk.
 
-gunicorn runs tests/servers_app (bench/web_settings.py) with ``gthread`` workers,
-2 processes x 8 threads; ``wrk --latency`` keeps 64 connections busy on the page
-(``/page``: three queries, then Django's end of request). Each configuration is a
-way for the page to reach the database:
+Both servers run tests/servers_app (bench/web_settings.py) in 2 worker processes;
+``wrk --latency`` keeps 64 connections busy on a page of three queries, then
+Django's end of request:
 
-* ``persistent``: Django's MySQL backend, ``CONN_MAX_AGE=None``: the reference,
-  one connection per thread (16);
-* ``per-request``: Django's default, ``CONN_MAX_AGE=0``: a connection per request;
-* ``django-db-connection-pool``: ``POOL_SIZE`` 8 per worker (one per thread);
+* gunicorn, ``gthread`` workers x 8 threads, the sync ``/page`` (one cursor);
+* uvicorn, the async ``/async-page``: the same three queries, each awaited through
+  ``sync_to_async`` as the ORM's async API runs a query; uvicorn as the tests
+  install it, on asyncio's loop and h11 (without its ``standard`` extras).
+
+Each configuration is a way for the page to reach the database:
+
+* ``persistent``: Django's MySQL backend, ``CONN_MAX_AGE=None``: the reference.
+  Under gunicorn, one connection per thread (16). Under uvicorn, a connection per
+  request that Django never closes: its ASGI handler runs each request's
+  ``sync_to_async`` calls in a thread of their own (``ThreadSensitiveContext``), a
+  new one per request, and a connection belongs to its thread. The dead thread's
+  connection closes only when the garbage collector frees it, so the server's
+  sessions pile up to its ``max_connections`` (500 here) and requests fail
+  (Django tickets #33497, #35059): the table counts those errors.
+* ``per-request``: Django's default, ``CONN_MAX_AGE=0``: a connection per request,
+  closed at its end (under uvicorn, one for each request in flight).
+* ``django-db-connection-pool``: ``POOL_SIZE`` 8 per worker (under gunicorn, one
+  per thread), no overflow.
 * ``mysqlpool``: ``pool_size`` 4, no overflow, ``MYSQLPOOL_BUDGET`` 4 per worker: at
-  most 8 connections for 16 threads.
+  most 8 connections, for 16 threads under gunicorn and for every request in
+  flight under uvicorn. A request holds its connection from its first query to
+  Django's ``request_finished``, across its awaits.
 
-Method: the machine is small and shared, so each round starts gunicorn afresh for
-each configuration in an order rotated from round to round, warms it up, then
-measures for ``--seconds``; every figure is divided by persistent's in the same
-round, and the table shows the medians. The server's connections on the
-benchmark's database are sampled (SHOW PROCESSLIST, every 50 ms) while wrk runs.
-Targets for mysqlpool: at least 0.95x persistent's requests/s, at most 1.10x its
-p99 latency, at most 8 server connections. The exit status is 0 even when a target
-is missed: this is a report.
+Method: the machine is small and shared, so each round starts the server afresh
+for each configuration, one server after the other, in orders rotated from round
+to round, warms it up, then measures for ``--seconds``; every figure is divided by
+persistent's on the same server in the same round, and the tables show the
+medians. The server's connections on the benchmark's database are sampled (SHOW
+PROCESSLIST, every 50 ms) while wrk runs. Targets for mysqlpool, on each server:
+at least 0.95x persistent's requests/s, at most 1.10x its p99 latency, at most 8
+server connections. The exit status is 0 even when a target is missed: this is a
+report.
 
-Usage: python bench/web_requests.py [--seconds S] [--rounds N] [--json FILE]
+Usage: python bench/web_requests.py [--server gunicorn|uvicorn|both] [--seconds S] [--rounds N]
+                                    [--json FILE]
 """
 
 from __future__ import annotations
@@ -101,18 +119,44 @@ def run_wrk(url: str, duration: float) -> dict[str, float]:
     }
 
 
-def measure(server: Server, name: str, duration: float, logs: Path) -> Measurement:
-    """Start gunicorn for configuration ``name``, warm it up, measure, stop it."""
+@dataclass(frozen=True)
+class WebServerSetup:
+    """A server as the benchmark runs it: ``python -m MODULE ARGUMENTS``, and the page wrk loads."""
+
+    module: str
+    description: str
+    arguments: tuple[str, ...]
+    page: str
+
+
+SERVERS = {
+    "gunicorn": WebServerSetup(
+        "gunicorn", f"gunicorn gthread, {WORKERS} workers x {THREADS} threads, /page",
+        ("tests.servers_app.wsgi:application", "--workers", str(WORKERS), "--worker-class", "gthread",
+         "--threads", str(THREADS)),
+        "page",
+    ),
+    "uvicorn": WebServerSetup(
+        "uvicorn", f"uvicorn, {WORKERS} workers, the async /async-page",
+        ("tests.servers_app.asgi:application", "--workers", str(WORKERS), "--host", "127.0.0.1",
+         "--lifespan", "off", "--no-access-log"),
+        "async-page",
+    ),
+}  # fmt: skip
+
+
+def measure(server: Server, setup: WebServerSetup, name: str, duration: float, logs: Path) -> Measurement:
+    """Start the web server for configuration ``name``, warm it up, measure, stop it."""
     budget = {"BENCH_WEB_BUDGET": str(BUDGET)} if name == "mysqlpool" else {}
     with WebServer(
-        server, logs / f"{name}.log", "gunicorn", "tests.servers_app.wsgi:application",
-        "--workers", str(WORKERS), "--worker-class", "gthread", "--threads", str(THREADS),
+        server, logs / f"{setup.module}-{name}.log", setup.module, *setup.arguments,
         settings="bench.web_settings", database=DATABASE,
         BENCH_WEB_DATABASE=json.dumps(CONFIGS[name]), **budget,
     ) as web:  # fmt: skip
-        run_wrk(f"{web.url}/page", WARMUP_SECONDS)
+        url = f"{web.url}/{setup.page}"
+        run_wrk(url, WARMUP_SECONDS)
         with SessionSampler(watcher_settings(server), interval=0.05) as sampler:
-            figures = run_wrk(f"{web.url}/page", duration)
+            figures = run_wrk(url, duration)
         web.stop()
     return Measurement(**figures, peak_connections=sampler.peak)  # type: ignore[arg-type]
 
@@ -130,24 +174,42 @@ def create_database(server: Server) -> None:
         cursor.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
 
 
-Rounds = list[dict[str, Measurement]]
+# Each round: server -> configuration -> its measurement.
+Rounds = list[dict[str, dict[str, Measurement]]]
 
 
-def run_rounds(server: Server, duration: float, rounds: int, logs: Path) -> Rounds:
-    names = list(CONFIGS)
+def rotated(items: list[str], index: int) -> list[str]:
+    """``items`` starting at position ``index`` (modulo their number), wrapping around."""
+    start = index % len(items)
+    return items[start:] + items[:start]
+
+
+def run_rounds(server: Server, servers: list[str], duration: float, rounds: int, logs: Path) -> Rounds:
+    """Every configuration on every server, per round; the orders rotate from round to round."""
     results: Rounds = []
     for index in range(rounds):
-        order = names[index % len(names) :] + names[: index % len(names)]
-        results.append({name: measure(server, name, duration, logs) for name in order})
-        line = ", ".join(f"{name} {m.requests_per_second:,.0f} req/s" for name, m in results[-1].items())
-        print(f"round {index + 1}/{rounds}: {line}", file=sys.stderr)
+        results.append({})
+        for web in rotated(servers, index):
+            results[-1][web] = measure_configurations(
+                server, web, rotated(list(CONFIGS), index), duration, logs
+            )
+            line = ", ".join(f"{name} {m.requests_per_second:,.0f}" for name, m in results[-1][web].items())
+            print(f"round {index + 1}/{rounds}, {web}, req/s: {line}", file=sys.stderr)
     return results
+
+
+def measure_configurations(
+    server: Server, web: str, names: list[str], duration: float, logs: Path
+) -> dict[str, Measurement]:
+    """``names`` on server ``web``, one after the other: each close in time to the reference."""
+    return {name: measure(server, SERVERS[web], name, duration, logs) for name in names}
 
 
 @dataclass(frozen=True)
 class Row:
-    """A configuration's medians over the rounds, absolute and relative to the reference."""
+    """A configuration's medians over the rounds on one server, absolute and relative to the reference."""
 
+    server: str
     config: str
     requests_per_second: float
     p50_ms: float
@@ -160,29 +222,33 @@ class Row:
     connections_ratio: float
 
 
-def median_ratio(results: Rounds, name: str, field: str) -> float:
-    return statistics.median(
-        getattr(r[name], field) / getattr(r[REFERENCE], field) if getattr(r[REFERENCE], field) else 0.0
-        for r in results
-    )
+def median_ratio(results: Rounds, web: str, name: str, field: str) -> float:
+    """The median over the rounds of ``field`` divided by the reference's on the same server."""
+
+    def ratio(measurements: dict[str, Measurement]) -> float:
+        reference = getattr(measurements[REFERENCE], field)
+        return getattr(measurements[name], field) / reference if reference else 0.0
+
+    return statistics.median(ratio(r[web]) for r in results)
 
 
-def summarize(results: Rounds) -> list[Row]:
+def summarize(results: Rounds, web: str) -> list[Row]:
     def median(name: str, field: str) -> float:
-        return statistics.median(getattr(r[name], field) for r in results)
+        return statistics.median(getattr(r[web][name], field) for r in results)
 
     return [
         Row(
+            server=web,
             config=name,
             requests_per_second=median(name, "requests_per_second"),
             p50_ms=median(name, "p50") * 1000,
             p99_ms=median(name, "p99") * 1000,
-            peak_connections=max(r[name].peak_connections for r in results),
-            errors=sum(r[name].errors for r in results),
-            throughput_ratio=median_ratio(results, name, "requests_per_second"),
-            p50_ratio=median_ratio(results, name, "p50"),
-            p99_ratio=median_ratio(results, name, "p99"),
-            connections_ratio=median_ratio(results, name, "peak_connections"),
+            peak_connections=max(r[web][name].peak_connections for r in results),
+            errors=sum(r[web][name].errors for r in results),
+            throughput_ratio=median_ratio(results, web, name, "requests_per_second"),
+            p50_ratio=median_ratio(results, web, name, "p50"),
+            p99_ratio=median_ratio(results, web, name, "p99"),
+            connections_ratio=median_ratio(results, web, name, "peak_connections"),
         )
         for name in CONFIGS
     ]
@@ -217,7 +283,7 @@ def verdict(rows: list[Row]) -> str:
         (f"{pooled.errors} errors", pooled.errors == 0),
     ]
     met = all(ok for _, ok in checks)
-    return f"Targets {'met' if met else 'NOT met'} for mysqlpool: " + "; ".join(
+    return f"Targets {'met' if met else 'NOT met'} for mysqlpool under {pooled.server}: " + "; ".join(
         f"{text} ({'met' if ok else 'MISSED'})" for text, ok in checks
     )
 
@@ -227,11 +293,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
+        "--server",
+        choices=[*SERVERS, "both"],
+        default="both",
+        help="the web server(s) to measure (default both)",
+    )
+    parser.add_argument(
         "--seconds", type=float, default=10.0, help="timed seconds per measurement (default 10)"
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all configurations (default 3)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser.parse_args(argv)
+
+
+def report(args: argparse.Namespace, servers: list[str], results: Rounds, logs: Path) -> list[Row]:
+    """Print each server's table and verdict; every server's rows."""
+    print(
+        f"A page of 3 queries, wrk with {WRK_CONNECTIONS} connections: {args.rounds} rounds of "
+        f"{args.seconds:g} s; medians; ratios to persistent on the same server; peak connections = "
+        f"the most the server listed at once (server logs in {logs})."
+    )
+    rows = []
+    for web in servers:
+        server_rows = summarize(results, web)
+        print(f"\n{SERVERS[web].description}:")
+        print(table(server_rows))
+        print(verdict(server_rows))
+        rows += server_rows
+    return rows
 
 
 def main(argv: list[str]) -> int:
@@ -240,21 +329,19 @@ def main(argv: list[str]) -> int:
         raise SystemExit(
             "wrk is missing: scripts/system-deps.sh PYTHON bench installs it (apt-get install wrk)"
         )
+    servers = list(SERVERS) if args.server == "both" else [args.server]
     logs = Path(tempfile.mkdtemp(prefix="mysqlpool-bench-web-"))
     with test_server() as server:
         create_database(server)
-        results = run_rounds(server, args.seconds, args.rounds, logs)
-    rows = summarize(results)
-    print(
-        f"gunicorn gthread {WORKERS} workers x {THREADS} threads, a page of 3 queries, wrk with "
-        f"{WRK_CONNECTIONS} connections: {args.rounds} rounds of {args.seconds:g} s; medians; "
-        f"peak connections = the most the server listed at once (gunicorn logs in {logs})."
-    )
-    print(table(rows))
-    print(verdict(rows))
+        results = run_rounds(server, servers, args.seconds, args.rounds, logs)
+    rows = report(args, servers, results, logs)
     if args.json is not None:
-        document = {"seconds": args.seconds, "rounds": args.rounds, "rows": [asdict(row) for row in rows],
-                    "runs": [{name: asdict(m) for name, m in r.items()} for r in results]}  # fmt: skip
+        document = {
+            "seconds": args.seconds, "rounds": args.rounds, "wrk_connections": WRK_CONNECTIONS,
+            "servers": {web: SERVERS[web].description for web in servers},
+            "rows": [asdict(row) for row in rows],
+            "runs": [{web: {name: asdict(m) for name, m in r[web].items()} for web in r} for r in results],
+        }  # fmt: skip
         args.json.write_text(json.dumps(document, indent=2) + "\n")
     return 0
 

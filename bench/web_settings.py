@@ -1,4 +1,4 @@
-"""Settings of the gunicorn that bench/web_requests.py measures: tests/servers_app.
+"""Settings of the web servers that bench/web_requests.py measures: tests/servers_app.
 
 The database entry is the tests' (server and database from the environment, see
 tests/servers_settings.py) updated with the JSON of BENCH_WEB_DATABASE: the way to
