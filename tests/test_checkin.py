@@ -366,3 +366,7 @@ def test_the_probes_answer_from_the_socket_and_the_server_status(make_wrapper: A
     server.kill(session)
     server.wait_until_gone(session)
     assert answers()[0] == (True, True)
+    wrapper.close()
+    conn.close()  # what the pool does to a connection it drops
+    # The handle the bound C probe read is gone: it must not be read again.
+    assert (conn.in_transaction(), conn.in_transaction_by_ctypes()) == (True, True)

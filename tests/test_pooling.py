@@ -254,10 +254,22 @@ def test_connect_and_close_refuse_to_run_in_an_event_loop(make_wrapper: Any) -> 
     async def call(method: Any) -> None:
         method()
 
-    for method in (wrapper.connect, wrapper.close):
+    for method in (wrapper.connect, wrapper.close, wrapper.ensure_connection, wrapper.cursor):
         with pytest.raises(SynchronousOnlyOperation):
             asyncio.run(call(method))
     assert wrapper.connection is None  # nothing was checked out
+    wrapper.ensure_connection()
+    for method in (wrapper.ensure_connection, wrapper.cursor):  # connected too
+        with pytest.raises(SynchronousOnlyOperation):
+            asyncio.run(call(method))
+
+
+def test_a_failed_connect_raises_djangos_error(make_wrapper: Any, server: Server) -> None:
+    """The driver's error, translated as Django's ensure_connection() translates it."""
+    wrapper = make_wrapper(PASSWORD="not-the-password", USER="nobody")
+    with pytest.raises(OperationalError) as raised:
+        wrapper.ensure_connection()
+    assert isinstance(raised.value.__cause__, MySQLdb.OperationalError)
 
 
 @pytest.mark.parametrize(("echo", "logged"), [("debug", True), (True, False)])
