@@ -39,7 +39,7 @@ def draw_projection(axes: Axes, rows: list[dict[str, Any]]) -> None:
     axes.legend(fontsize=8)
 
 
-# The web benchmark's ratios to persistent, and their labels.
+# The web benchmark's ratios to each server's reference, and their labels.
 WEB_RATIOS = (
     ("throughput_ratio", "req/s"),
     ("p50_ratio", "p50"),
@@ -94,8 +94,10 @@ def job_queue_panel(queue: Any, job_queue: dict[str, Any]) -> None:
     queue.tick_params(axis="x", labelsize=8)
 
 
-def web_panel(web: Any, description: str, rows: list[dict[str, Any]], wrk_connections: int) -> None:
-    """One server's ratios to persistent on that server, a group of bars per configuration."""
+def web_panel(
+    web: Any, description: str, reference: str, rows: list[dict[str, Any]], wrk_connections: int
+) -> None:
+    """One server's ratios to its reference on that server, a group of bars per configuration."""
     width = 0.8 / len(WEB_RATIOS)
     for offset, (field, label) in enumerate(WEB_RATIOS):
         web.bar(
@@ -104,7 +106,7 @@ def web_panel(web: Any, description: str, rows: list[dict[str, Any]], wrk_connec
     labels = [web_label(row) for row in rows]
     web.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))], labels, fontsize=8)
     web.axhline(1.0, color="grey", linewidth=0.8)
-    web.set_ylabel("ratio to persistent")
+    web.set_ylabel(f"ratio to {reference}")
     web.set_title(f"{description}, under wrk, {wrk_connections} connections")
     web.legend(fontsize=8)
 
@@ -134,7 +136,13 @@ def main(argv: list[str]) -> int:
     job_queue_panel(panels["queue"], job_queue)
     for server in servers:
         rows = [row for row in web_requests["rows"] if row["server"] == server]
-        web_panel(panels[server], web_requests["servers"][server], rows, web_requests["wrk_connections"])
+        web_panel(
+            panels[server],
+            web_requests["servers"][server],
+            web_requests["references"][server],
+            rows,
+            web_requests["wrk_connections"],
+        )
     figure.tight_layout()
     figure.savefig(argv[3], dpi=100)
     print(f"Chart written to {argv[3]}")
