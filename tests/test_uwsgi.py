@@ -12,6 +12,7 @@ process and which server connection served it.
 from __future__ import annotations
 
 import signal
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -44,9 +45,14 @@ MODES = {
     "default": [],
     "threads": ["--threads", str(THREADS)],
     "lazy-apps": ["--lazy-apps"],
-    # Python's at-fork handlers run in the workers too: the child is handled once.
-    "py-call-osafterfork": ["--py-call-osafterfork"],
 }
+# Python's at-fork handlers run in the workers too: the child is handled once. On
+# Python 3.13 and later, uWSGI 2.0 (up to 2.0.31) cannot run with this option: its
+# workers abort at fork ("_PyRecursiveMutex_Unlock: unlocking a recursive mutex
+# that is not owned by the current thread", unbit/uwsgi#2692, #2710), with or
+# without mysqlpool; there the mode does not exist to test.
+if sys.version_info < (3, 13):
+    MODES["py-call-osafterfork"] = ["--py-call-osafterfork"]
 
 # uwsgi.h's UWSGI_END_CODE.
 UWSGI_END_CODE = 30
