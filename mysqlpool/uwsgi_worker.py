@@ -17,7 +17,8 @@ is there. uwsgidecorators' ``@postfork`` is built on it: importing uwsgidecorato
 sets ``uwsgi.post_fork_hook`` to a function that runs its list of ``@postfork``
 functions. Imported before mysqlpool, that function is the one the handler goes
 in front of; imported after, it replaces the handler: the README says to import
-it first, or to set ``py-call-osafterfork``. It is not imported here to join its
+it first, or (before Python 3.13, where uWSGI 2.0 aborts its workers with it) to
+set ``py-call-osafterfork``. It is not imported here to join its
 list instead: the import also replaces ``uwsgi.spooler`` with its own, and fails
 in a uWSGI without a master.
 
