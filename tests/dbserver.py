@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import MySQLdb
-from mirakuru import TCPExecutor
 from port_for import get_port
+
+from tests.executor import TCPExecutor
 
 ENV_HOST = "MYSQLPOOL_TEST_HOST"
 ENV_PORT = "MYSQLPOOL_TEST_PORT"

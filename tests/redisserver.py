@@ -9,8 +9,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mirakuru import TCPExecutor
 from port_for import get_port
+
+from tests.executor import TCPExecutor
 
 
 @contextlib.contextmanager
