@@ -2,8 +2,9 @@
 
 uWSGI forks its workers from C and, unless ``py-call-osafterfork`` is set, runs no
 ``os.register_at_fork`` handler in them: mysqlpool's handler runs from uWSGI's
-post-fork hook instead (mysqlpool/uwsgi_worker.py). No test sets that option:
-without lazy-apps the application, loaded in the master, runs a query at import
+post-fork hook instead (mysqlpool/uwsgi_worker.py), even when the application sets
+that hook anew (uwsgidecorators). Only one mode sets the option. Without lazy-apps
+the application, loaded in the master, runs a query at import
 (tests/servers_app/wsgi.py), so every worker is forked from a master that holds a
 connection and a pool. As in tests/test_gunicorn.py, each reply says which
 process and which server connection served it.
@@ -11,6 +12,7 @@ process and which server connection served it.
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 from contextlib import ExitStack
@@ -62,7 +64,9 @@ UWSGI_END_CODE = 30
 RECYCLED = ["--max-requests", "120", "--min-worker-lifetime", "0"]
 
 
-def start_uwsgi(database_server: dbserver.Server, log: Path, *args: str, master: bool = True) -> WebServer:
+def start_uwsgi(
+    database_server: dbserver.Server, log: Path, *args: str, master: bool = True, **environ: str
+) -> WebServer:
     """A master and 2 worker processes, a budget of 2 each; the application queries at import.
 
     ``die-on-term``: SIGTERM stops uWSGI 2.0 (without it, SIGTERM reloads), as a
@@ -73,7 +77,7 @@ def start_uwsgi(database_server: dbserver.Server, log: Path, *args: str, master:
         database_server, log, "uwsgi", *processes, "--module", "tests.servers_app.wsgi:application",
         "--need-app", "--die-on-term", "--disable-logging", *args,
         MYSQLPOOL_TEST_BUDGET=str(BUDGET), MYSQLPOOL_TEST_POOL_SIZE=str(BUDGET),
-        MYSQLPOOL_TEST_QUERY_AT_IMPORT="1",
+        MYSQLPOOL_TEST_QUERY_AT_IMPORT="1", **environ,
     )  # fmt: skip
 
 
@@ -103,6 +107,23 @@ def test_concurrent_requests_stay_within_workers_times_budget_and_reuse_connecti
     # Connections are reused: each worker process opened at most its budget.
     assert connects <= len(by_pid) * BUDGET, f"{connects} connects for {len(replies)} requests"
     assert sampler.peak <= WORKERS * BUDGET + len(master)
+    stop_leaving_no_session(web, server)
+
+
+def test_a_post_fork_hook_set_after_mysqlpool_runs_after_its_handler(
+    database_server: dbserver.Server, server: Server, tmp_path: Path, servers: ExitStack
+) -> None:
+    """Importing uwsgidecorators after Django's setup sets ``uwsgi.post_fork_hook`` anew:
+    mysqlpool's handler still runs in each worker, then the ``@postfork`` functions."""
+    log = tmp_path / "uwsgi.log"
+    web = servers.enter_context(start_uwsgi(database_server, log, *RECYCLED, MYSQLPOOL_TEST_POSTFORK="1"))
+    master = {the_masters_session(server)}
+    replies = web.load("hit", 400)
+    assert failures(replies) == []
+    by_pid = connections_of(replies)
+    assert_no_connection_shared(by_pid, master, server)
+    announced = {int(pid) for pid in re.findall(r"^postfork in (\d+)$", log.read_text(), re.MULTILINE)}
+    assert set(by_pid) <= announced
     stop_leaving_no_session(web, server)
 
 
