@@ -69,6 +69,7 @@ import MySQLdb
 
 from tests.dbserver import Server, test_server
 from tests.helpers import SessionSampler
+from tests.processes import wait_for
 from tests.webservers import WebServer
 
 DATABASE = "mysqlpool_bench_web"
@@ -173,6 +174,9 @@ SERVERS = {
 def measure(server: Server, setup: WebServerSetup, name: str, duration: float, logs: Path) -> Measurement:
     """Start the web server for configuration ``name``, warm it up, measure, stop it."""
     budget = {"BENCH_WEB_BUDGET": str(BUDGET)} if name == "mysqlpool" else {}
+    # Connected before the web server starts: under uvicorn, "persistent" fills the
+    # server's max_connections during the warm-up, and then no connection is accepted.
+    sampler = SessionSampler(watcher_settings(server), interval=0.05)
     with WebServer(
         server, logs / f"{setup.module}-{name}.log", setup.module, *setup.arguments_for(name),
         settings="bench.web_settings", database=DATABASE,
@@ -180,10 +184,13 @@ def measure(server: Server, setup: WebServerSetup, name: str, duration: float, l
     ) as web:  # fmt: skip
         url = f"{web.url}/{setup.page}"
         run_wrk(url, WARMUP_SECONDS)
-        with SessionSampler(watcher_settings(server), interval=0.05) as sampler:
+        with sampler:
             figures = run_wrk(url, duration)
-        web.stop()
-    return Measurement(**figures, peak_connections=sampler.peak)  # type: ignore[arg-type]
+            peak = sampler.peak
+            web.stop()
+            # The next configuration starts once the server has ended this one's sessions.
+            wait_for(lambda: sampler.counts[-1:] == [0], timeout=60, what=f"the sessions of {name} ended")
+    return Measurement(**figures, peak_connections=peak)  # type: ignore[arg-type]
 
 
 def watcher_settings(server: Server) -> dict[str, Any]:
