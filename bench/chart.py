@@ -80,24 +80,26 @@ def request_cycle_panel(ratios: Any, network: Any, request_cycle: dict[str, Any]
 
 
 def job_queue_panel(queue: Any, job_queue: dict[str, Any]) -> None:
-    names = [row["config"] for row in job_queue["rows"]]
-    queue.bar(names, [row["jobs_per_second"] for row in job_queue["rows"]], color="tab:green")
-    queue.set_ylabel("jobs/s")
-    queue.set_title(f"Job queue, {job_queue['threads']} threads")
-    for index, row in enumerate(job_queue["rows"]):
-        queue.annotate(
-            f"peak {row['peak_connections']} connections",
-            (index, row["jobs_per_second"]),
-            ha="center",
-            va="bottom",
-        )
+    """Jobs/s as ratios to the reference's in the same round, with each configuration's peak connections."""
+    rows = job_queue["rows"]
+    queue.bar([row["config"] for row in rows], [row["ratio"] for row in rows], color="tab:green")
+    queue.set_ylabel(f"jobs/s relative to\n{job_queue['reference']}")
+    queue.set_title(f"Job queue, {job_queue['threads']} threads, {job_queue['date']}")
+    for index, row in enumerate(rows):
+        label = f"{row['ratio']:.2f}x, peak {row['peak_connections']} connections"
+        queue.annotate(label, (index, row["ratio"]), ha="center", va="bottom")
     queue.tick_params(axis="x", labelsize=8)
 
 
+# The bar colours of WEB_RATIOS (matplotlib's default cycle), for their target lines.
+_COLOURS = {field: f"C{index}" for index, (field, _) in enumerate(WEB_RATIOS)}
+
+
 def web_panel(
-    web: Any, description: str, reference: str, rows: list[dict[str, Any]], wrk_connections: int
+    web: Any, description: str, reference: str, rows: list[dict[str, Any]], web_requests: dict[str, Any]
 ) -> None:
-    """One server's ratios to its reference on that server, a group of bars per configuration."""
+    """One server's ratios to its reference on that server, a group of bars per configuration,
+    and mysqlpool's targets as lines of the colour of their bars."""
     width = 0.8 / len(WEB_RATIOS)
     for offset, (field, label) in enumerate(WEB_RATIOS):
         web.bar(
@@ -106,8 +108,19 @@ def web_panel(
     labels = [web_label(row) for row in rows]
     web.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))], labels, fontsize=8)
     web.axhline(1.0, color="grey", linewidth=0.8)
+    for field, limit in web_requests["targets"].items():
+        web.axhline(limit, linestyle="--", linewidth=1, color=_COLOURS[field])
+    labels_of = dict(WEB_RATIOS)
+    targets = ", ".join(
+        f"{labels_of[field]} {'>=' if field == 'throughput_ratio' else '<='} {limit}x"
+        for field, limit in web_requests["targets"].items()
+    )
     web.set_ylabel(f"ratio to {reference}")
-    web.set_title(f"{description}, under wrk, {wrk_connections} connections")
+    web.set_title(
+        f"{description}, under wrk, {web_requests['wrk_connections']} connections, {web_requests['date']}\n"
+        f"mysqlpool's targets (dashed): {targets}",
+        fontsize=10,
+    )
     web.legend(fontsize=8)
 
 
@@ -141,7 +154,7 @@ def main(argv: list[str]) -> int:
             web_requests["servers"][server],
             web_requests["references"][server],
             rows,
-            web_requests["wrk_connections"],
+            web_requests,
         )
     figure.tight_layout()
     figure.savefig(argv[3], dpi=100)

@@ -12,6 +12,7 @@ as medians over rounds that alternate the order of the two.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import statistics
 import sys
@@ -37,6 +38,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+# What mysqlpool's figures are divided by, round by round.
+REFERENCE = "plain backend, a connection per thread"
+
+
+def rate(run: Run) -> float:
+    return run.done / run.seconds
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     configs = {
@@ -44,7 +53,7 @@ def main(argv: list[str]) -> int:
             ["--threads", str(args.threads), "--budget", str(args.budget)],
             {},
         ),
-        "plain backend, a connection per thread": (
+        REFERENCE: (
             ["--threads", str(args.threads)],
             {"DEMO_PLAIN_BACKEND": "1"},
         ),
@@ -66,17 +75,32 @@ def main(argv: list[str]) -> int:
     rows = [
         {
             "config": name,
-            "jobs_per_second": statistics.median(run.done / run.seconds for run in config_runs),
+            "jobs_per_second": statistics.median(map(rate, config_runs)),
+            # The median of the rounds' ratios: each round ran both, one after the other.
+            "ratio": statistics.median(
+                rate(run) / rate(reference)
+                for run, reference in zip(config_runs, runs[REFERENCE], strict=True)
+            ),
             "peak_connections": max(run.peak for run in config_runs),
         }
         for name, config_runs in runs.items()
     ]
-    print(f"\nJob queue: {args.jobs} jobs, {args.threads} threads, medians of {args.rounds} rounds")
-    print(f"{'configuration':<40} {'jobs/s':>8} {'peak server connections':>24}")
+    print(
+        f"\nJob queue, {datetime.date.today()}: {args.jobs} jobs, {args.threads} threads, medians of "
+        f"{args.rounds} rounds; ratio = jobs/s / {REFERENCE}'s in the same round"
+    )
+    print(f"{'configuration':<40} {'jobs/s':>8} {'ratio':>6} {'peak server connections':>24}")
     for row in rows:
-        print(f"{row['config']:<40} {row['jobs_per_second']:>8.0f} {row['peak_connections']:>24}")
+        print(
+            f"{row['config']:<40} {row['jobs_per_second']:>8.0f} {row['ratio']:>5.2f}x "
+            f"{row['peak_connections']:>24}"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"jobs": args.jobs, "threads": args.threads, "rows": rows}, indent=2))
+        document = {
+            "date": str(datetime.date.today()), "jobs": args.jobs, "threads": args.threads,
+            "reference": REFERENCE, "rows": rows,
+        }  # fmt: skip
+        args.json.write_text(json.dumps(document, indent=2))
     return 0
 
 

@@ -50,6 +50,7 @@ Usage: python bench/web_requests.py [--server gunicorn|uvicorn|both] [--seconds 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import re
 import shutil
@@ -370,7 +371,9 @@ def main(argv: list[str]) -> int:
     rows = report(args, servers, results, logs)
     if args.json is not None:
         document = {
+            "date": str(datetime.date.today()),
             "seconds": args.seconds, "rounds": args.rounds, "wrk_connections": WRK_CONNECTIONS,
+            "targets": {"throughput_ratio": MIN_THROUGHPUT, "p99_ratio": MAX_P99},
             "servers": {web: SERVERS[web].description for web in servers},
             "references": {web: SERVERS[web].reference for web in servers},
             "rows": [asdict(row) for row in rows],
