@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import pytest
 from port_for import get_port
 from prometheus_client.parser import text_string_to_metric_families
 
+from mysqlpool.daemon.exits import EXIT_CUT_SHORT
 from tests import dbserver
 from tests.helpers import Server
 from tests.processes import server_connections_of, start_command
@@ -257,10 +259,23 @@ def test_sigttin_and_sigttou_resize_the_daemon_and_survive_sighup(
 def test_healthz_fails_while_workers_keep_failing(
     database_server: dbserver.Server, units: Server, daemons: list[Daemon]
 ) -> None:
+    """From the first quick death until the master gives up, /healthz says why, also
+    while the master waits to respawn a worker and none runs."""
     daemon = start(daemons, database_server, "tests.jobs.exiting_at_once_unit", "--processes", "1")
-    wait_for(lambda: "workers keep failing" in daemon.get("/healthz")[1])
-    assert daemon.get("/healthz")[0] == 503
-    daemon.killed()
+    failing = (503, "unhealthy: workers keep failing soon after their start\n")
+    wait_for(lambda: daemon.get("/healthz") == failing)
+    answers, while_none_ran = set(), set()
+    with contextlib.suppress(OSError):  # refused: the master has given up
+        while daemon.process.poll() is None:
+            none_before = not children_of(daemon.process.pid)
+            answer = daemon.get("/healthz")
+            answers.add(answer)
+            if none_before and not children_of(daemon.process.pid):
+                while_none_ran.add(answer)
+    _, stderr = daemon.process.communicate(timeout=60)
+    assert answers <= {failing}
+    assert while_none_ran == {failing}  # asked during a wait to respawn too
+    assert daemon.process.returncode == EXIT_CUT_SHORT, stderr
 
 
 def test_healthz_is_ok_while_units_are_taken_or_the_queue_is_idle(

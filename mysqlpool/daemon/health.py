@@ -17,10 +17,12 @@ def verdict(
 ) -> str | None:
     """Why the daemon is unhealthy, or None. ``stalled``: each worker process's seconds
     with every thread in a unit and none starting or finishing one."""
-    if live_workers == 0:
-        return "no worker is running"
+    # First: between the deaths of a crash loop no worker runs while the master
+    # waits to respawn one, and that wait is no reason of its own.
     if keep_failing:
         return "workers keep failing soon after their start"
+    if live_workers == 0:
+        return "no worker is running"
     stalled = list(stalled)
     if unit_timeout is not None and stalled and min(stalled) > unit_timeout:
         return f"every worker thread has been in a unit longer than --unit-timeout {unit_timeout:g}s"

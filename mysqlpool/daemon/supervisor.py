@@ -212,8 +212,9 @@ class Supervisor:
         now = time.monotonic()
         active = self._active()
         stalled = [self._stalled_for(pid, now) for pid in active] if self._reports else []
-        # Failing while none of the workers has lived past a quick death: one that
-        # failed once, long ago, among others that run, is no reason.
+        # Failing while none of the workers has lived past a quick death (none runs
+        # while the master waits to respawn one): one that failed once, long ago,
+        # among others that run, is no reason.
         keep_failing = self._quick_deaths > 0 and all(now - self.workers[pid] < QUICK_DEATH for pid in active)
         return verdict(len(active), keep_failing, stalled, self.unit_timeout)
 
