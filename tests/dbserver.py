@@ -14,6 +14,7 @@ As a script, it runs a command with such a server and the variables above set::
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -25,9 +26,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import MySQLdb
+from mirakuru import TCPExecutor
+from mirakuru.base import cleanup_subprocesses
 from port_for import get_port
 
-from tests.executor import TCPExecutor
+# mirakuru's TCPExecutor starts the tests' servers (tests/redisserver.py imports it
+# from here). Importing mirakuru registers an exit handler, ``cleanup_subprocesses``:
+# when the process exits, it SIGKILLs every process on the machine whose
+# ``mirakuru_uuid`` variable *contains* the exiting process's pid (mirakuru 3.1,
+# ``processes_with_env``, matches a substring). A server's variable is its
+# starter's pid and a uuid4, like ``4012:9f1c0394-...``: any process that imported
+# mirakuru and exits normally with a pid among those digits (4012, 394, 12, ...)
+# kills that server. The daemon, web and Celery processes the tests start import
+# this module through their settings; one of them, exiting, killed the tests'
+# MariaDB mid-run (seen in CI: every later test failed with error 2002), and a run
+# that exits may kill another run's servers. Every server here is stopped by the
+# context manager that started it, so the handler adds nothing but that: it is
+# unregistered (tests/test_harness.py fails without this).
+atexit.unregister(cleanup_subprocesses)
 
 ENV_HOST = "MYSQLPOOL_TEST_HOST"
 ENV_PORT = "MYSQLPOOL_TEST_PORT"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from port_for import get_port
 
-from tests.executor import TCPExecutor
+from tests.dbserver import TCPExecutor  # with mirakuru's exit handler taken off
 
 
 @contextlib.contextmanager

@@ -33,7 +33,7 @@ signal.sigwait({signal.SIGUSR1})
 def test_a_process_of_the_tests_exiting_kills_no_server(database_server: Server) -> None:
     """A bystander whose ``mirakuru_uuid`` contains the exiting process's pid lives on.
 
-    mirakuru's exit handler would SIGKILL it (see tests/executor.py): that is how
+    mirakuru's exit handler would SIGKILL it (see tests/dbserver.py): that is how
     the tests' MariaDB, whose variable is pytest's pid and a uuid4, died mid-run.
     """
     test_process = [sys.executable, "-c", _TEST_PROCESS]
