@@ -95,11 +95,11 @@ def job_queue_panel(queue: Any, job_queue: dict[str, Any]) -> None:
 _COLOURS = {field: f"C{index}" for index, (field, _) in enumerate(WEB_RATIOS)}
 
 
-def web_panel(
-    web: Any, description: str, reference: str, rows: list[dict[str, Any]], web_requests: dict[str, Any]
-) -> None:
+def web_panel(web: Any, server: str, web_requests: dict[str, Any]) -> None:
     """One server's ratios to its reference on that server, a group of bars per configuration,
     and mysqlpool's targets as lines of the colour of their bars."""
+    rows = [row for row in web_requests["rows"] if row["server"] == server]
+    reference = web_requests["references"][server]
     width = 0.8 / len(WEB_RATIOS)
     for offset, (field, label) in enumerate(WEB_RATIOS):
         web.bar(
@@ -117,7 +117,8 @@ def web_panel(
     )
     web.set_ylabel(f"ratio to {reference}")
     web.set_title(
-        f"{description}, under wrk, {web_requests['wrk_connections']} connections, {web_requests['date']}\n"
+        f"{web_requests['servers'][server]}, under wrk, {web_requests['wrk_connections']} connections, "
+        f"{web_requests['date']}\n"
         f"mysqlpool's targets (dashed): {targets}",
         fontsize=10,
     )
@@ -148,14 +149,7 @@ def main(argv: list[str]) -> int:
     request_cycle_panel(panels["ratios"], panels["network"], request_cycle)
     job_queue_panel(panels["queue"], job_queue)
     for server in servers:
-        rows = [row for row in web_requests["rows"] if row["server"] == server]
-        web_panel(
-            panels[server],
-            web_requests["servers"][server],
-            web_requests["references"][server],
-            rows,
-            web_requests,
-        )
+        web_panel(panels[server], server, web_requests)
     figure.tight_layout()
     figure.savefig(argv[3], dpi=100)
     print(f"Chart written to {argv[3]}")

@@ -67,6 +67,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import MySQLdb
+from request_cycle import rotated  # bench/, the script's own directory
 
 from tests.dbserver import Server, test_server
 from tests.helpers import SessionSampler
@@ -209,12 +210,6 @@ def create_database(server: Server) -> None:
 
 # Each round: server -> configuration -> its measurement.
 Rounds = list[dict[str, dict[str, Measurement]]]
-
-
-def rotated(items: list[str], index: int) -> list[str]:
-    """``items`` starting at position ``index`` (modulo their number), wrapping around."""
-    start = index % len(items)
-    return items[start:] + items[:start]
 
 
 def run_rounds(server: Server, servers: list[str], duration: float, rounds: int, logs: Path) -> Rounds:
