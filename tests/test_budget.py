@@ -23,7 +23,10 @@ from mysqlpool.budget import process_budget
 from mysqlpool.waiters import Waiter
 from tests.helpers import Server, connection_id, cycles_in_threads, request_cycle
 
-pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"]),
+    pytest.mark.usefixtures("hot_path"),  # each test in C and in Python
+]
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,10 @@ from mysqlpool import get_stats, registry
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from tests.helpers import Server, connection_id, pool_stats, request_cycle
 
-pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"]),
+    pytest.mark.usefixtures("hot_path"),  # each test in C and in Python
+]
 
 
 def make_table(wrapper: Any) -> None:

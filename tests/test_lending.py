@@ -12,7 +12,10 @@ from django.db import OperationalError
 from mysqlpool import PoolTimeout
 from tests.helpers import Server, connection_id, pool_stats, request_cycle
 
-pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"]),
+    pytest.mark.usefixtures("hot_path"),  # each test in C and in Python
+]
 
 
 def test_an_exhausted_pool_raises_a_django_operational_error(make_wrapper: Any) -> None:

@@ -21,7 +21,10 @@ from mysqlpool.backends.mysqlpool.base import FOLLOWED_DJANGO_RELEASES
 from mysqlpool.connection import PooledConnection
 from tests.helpers import Server, connection_id, cycles_in_threads, pool_stats, request_cycle, run_threads
 
-pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
+pytestmark = [
+    pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"]),
+    pytest.mark.usefixtures("hot_path"),  # each test in C and in Python
+]
 
 
 def questions(wrapper: Any) -> int:
