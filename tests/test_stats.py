@@ -60,6 +60,15 @@ def test_durations_fall_in_cumulative_buckets() -> None:
     assert durations.snapshot()["buckets"][0] == [0.001, 2]  # reads add up, never count twice
 
 
+def test_a_duration_equal_to_a_bound_counts_in_that_bound_s_bucket() -> None:
+    """As Prometheus reads a bucket: its count is of durations <= its upper bound."""
+    durations = stats.Durations()
+    for seconds in (0.001, 0.005, 0.005000001, 10.0):
+        durations.record(seconds)
+    buckets = dict((bound, count) for bound, count in durations.snapshot()["buckets"])
+    assert [buckets[bound] for bound in (0.001, 0.005, 0.01, 10.0, float("inf"))] == [1, 2, 3, 4, 4]
+
+
 def test_durations_recorded_and_folded_by_threads_at_once_lose_nothing() -> None:
     durations = stats.Durations()
 
