@@ -21,20 +21,24 @@ Both pools keep their default size at one thread; with more threads they hold on
 connection per thread (pool_size=threads, max_overflow=0), so nobody waits.
 
 Method: the machine is small and noisy (the server shares its cores), so absolute
-figures drift from minute to minute. Each measurement therefore runs in a process of
-its own (this script in worker mode), warms up for a moment, then counts the
-cycles its threads complete in ``--seconds``. A round measures every configuration
-at each thread count, in an order rotated from round to round, and divides each
-configuration's time per request by that of ``persistent`` in the same round. The
-table shows the median of these per-round ratios and the median requests/s.
+figures drift from second to second, by 30% and more between measurements a
+minute apart. So the configurations are measured interleaved, in short slices:
+at each thread count, one worker process per configuration (this script in worker
+mode) sets up Django, warms up, and keeps its threads and their connections; then
+each round runs every configuration for ``--seconds`` (0.4 by default), one after
+the other, in an order rotated from round to round, while the other workers wait
+idle. Each configuration's time per request is divided by that of ``persistent``
+in the same round, a second or two apart: a drift of the machine then weighs on
+both. The table shows the median of these per-round ratios (30 rounds by default)
+and the median requests/s.
 
-Each worker checks that the server ran at least as many SELECTs as requests were
-counted, and that the pooled backend never opened more connections than its pool
-allows. The exit status is 0 even when a target is missed: this is a report.
+Each slice checks that the server ran at least as many SELECTs as requests were
+counted (one worker runs at a time: the server's counters are its own), and that
+the pooled backend never opened more connections than its pool allows. The exit status is 0 even when a target is missed: this is a report.
 
 Round trips: over loopback a round trip costs next to nothing, over a network
-0.2 to 1 ms, often more than the rest of a request. Each worker reads the
-server's counters before and after its run: ``Questions`` (every statement and
+0.2 to 1 ms, often more than the rest of a request. Each slice reads the
+server's counters before and after it: ``Questions`` (every statement and
 command a client sent that waits for an answer, COM_RESET_CONNECTION included;
 COM_PING, which no configuration here sends, is not in it) and ``Connections``
 (each new connection costs three round trips before its first statement: TCP's
@@ -55,10 +59,10 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +73,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.dbserver import Server, configured_server, test_server
 
 THREAD_COUNTS = (1, 16)
-WARMUP_SECONDS = 0.5
+# Each worker runs this long before its first slice, uncounted.
+WARMUP_SECONDS = 1.0
+# The progress shown on stderr: every this many rounds.
+PROGRESS_EVERY = 10
 REFERENCE = "persistent"
 # Targets: pooled's time per request relative to persistent, by thread count, and
 # how many times faster than a connection per request it must be.
@@ -168,32 +175,92 @@ def request_cycle() -> None:
         raise AssertionError(f"SELECT 1 returned {row!r}")
 
 
-@dataclass(frozen=True)
-class ThreadCounts:
-    """What one thread did: requests during warmup and timing, and when it ended."""
+class Slices:
+    """A worker's threads, kept between slices, running request cycles when told to.
 
-    warmup: int
-    timed: int
-    finished: float
+    The threads live as long as the worker: a thread's connection (a persistent
+    one, or a pool's) is opened once, as in a long-lived server process, and not
+    once per slice. Each slice lets them run for a given time, between two
+    readings of the server's counters.
+    """
 
-
-def run_requests(timed_from: float, timed_until: float) -> ThreadCounts:
-    warmup = timed = 0
-    while time.perf_counter() < timed_from:
+    def __init__(self, config: Config, threads: int) -> None:
+        server = configured_server()
+        if server is None:
+            raise SystemExit("worker mode needs the server in MYSQLPOOL_TEST_* variables")
+        settings_dict = database_settings(config, threads, server)
+        configure_django(settings_dict)
+        # Loads the backend and opens a first connection before anything is counted.
         request_cycle()
-        warmup += 1
-    while time.perf_counter() < timed_until:
-        request_cycle()
-        timed += 1
-    return ThreadCounts(warmup, timed, time.perf_counter())
+        self.config = config
+        self.threads = threads
+        self.monitor = monitor_connection(settings_dict)
+        self._start = threading.Barrier(threads + 1)
+        self._end = threading.Barrier(threads + 1)
+        self._until = 0.0
+        self._stopping = False
+        # Per thread, in the last slice: requests completed, and when the last one ended.
+        self._counts: list[tuple[int, float]] = []
+        self._error: BaseException | None = None
+        self._workers = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for thread in self._workers:
+            thread.start()
 
+    def _run(self) -> None:
+        try:
+            while True:
+                self._start.wait()
+                if self._stopping:
+                    return
+                until, requests = self._until, 0
+                while time.perf_counter() < until:
+                    request_cycle()
+                    requests += 1
+                self._counts.append((requests, time.perf_counter()))
+                self._end.wait()
+        except threading.BrokenBarrierError:
+            return
+        except BaseException as error:
+            self._error = error
+            self._end.abort()
 
-def run_threads(threads: int, seconds: float) -> tuple[list[ThreadCounts], float]:
-    """Each thread's counts, and the start of the timed period."""
-    timed_from = time.perf_counter() + WARMUP_SECONDS
-    with ThreadPoolExecutor(max_workers=threads) as executor:
-        futures = [executor.submit(run_requests, timed_from, timed_from + seconds) for _ in range(threads)]
-        return [future.result() for future in futures], timed_from
+    def measure(self, seconds: float) -> dict[str, Any]:
+        """Let the threads run request cycles for ``seconds``; what they and the server did."""
+        before = server_counters(self.monitor)
+        self._counts = []
+        started = time.perf_counter()
+        self._until = started + seconds
+        self._start.wait()
+        try:
+            self._end.wait()
+        except threading.BrokenBarrierError:
+            raise RuntimeError(f"a thread of {self.config.name} failed: {self._error!r}") from self._error
+        after = server_counters(self.monitor)
+        elapsed = max(finished for _, finished in self._counts) - started
+        requests = sum(count for count, _ in self._counts)
+        result: dict[str, Any] = {
+            "config": self.config.name,
+            "threads": self.threads,
+            "seconds": elapsed,
+            "requests": requests,
+            "requests_per_second": requests / elapsed,
+            "server_selects": after["com_select"] - before["com_select"],
+            "server_connections": after["connections"] - before["connections"],
+            "round_trips_per_request": round_trips(before, after) / requests,
+            # Each thread runs its requests one after another.
+            "ms_per_request": 1000 * self.threads / (requests / elapsed),
+        }
+        if self.config.name == "pooled":
+            result.update(pool_figures())
+        result["failed_checks"] = failed_checks(result)
+        return result
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._start.wait()
+        for thread in self._workers:
+            thread.join()
+        self.monitor.close()
 
 
 def server_counters(monitor: Any) -> dict[str, int]:
@@ -241,9 +308,9 @@ def pool_figures() -> dict[str, Any]:
 
 def failed_checks(result: dict[str, Any]) -> list[str]:
     failures = []
-    requests = result["requests"] + result["warmup_requests"]
-    if result["server_selects"] < requests:
-        failures.append(f"the server ran {result['server_selects']} SELECTs for {requests} requests")
+    if result["server_selects"] < result["requests"]:
+        selects, requests = result["server_selects"], result["requests"]
+        failures.append(f"the server ran {selects} SELECTs for {requests} requests")
     if "connects" in result and result["connects"] > result["pool_limit"]:
         failures.append(
             f"mysqlpool opened {result['connects']} connections, over its limit of {result['pool_limit']}"
@@ -251,50 +318,29 @@ def failed_checks(result: dict[str, Any]) -> list[str]:
     return failures
 
 
-def measure(config: Config, threads: int, seconds: float) -> dict[str, Any]:
-    """Time request cycles of ``config`` in ``threads`` threads for ``seconds``."""
-    server = configured_server()
-    if server is None:
-        raise SystemExit("worker mode needs the server in MYSQLPOOL_TEST_* variables")
-    settings_dict = database_settings(config, threads, server)
-    configure_django(settings_dict)
-    # Loads the backend and opens a first connection before anything is counted.
-    request_cycle()
-    with closing(monitor_connection(settings_dict)) as monitor:
-        before = server_counters(monitor)
-        counts, timed_from = run_threads(threads, seconds)
-        after = server_counters(monitor)
-    elapsed = max(count.finished for count in counts) - timed_from
-    requests = sum(count.timed for count in counts)
-    # The counters run through the warmup too.
-    counted_requests = requests + sum(count.warmup for count in counts)
-    result: dict[str, Any] = {
-        "config": config.name,
-        "threads": threads,
-        "seconds": elapsed,
-        "requests": requests,
-        "warmup_requests": sum(count.warmup for count in counts),
-        "requests_per_second": requests / elapsed,
-        "server_selects": after["com_select"] - before["com_select"],
-        "server_connections": after["connections"] - before["connections"],
-        "round_trips_per_request": round_trips(before, after) / counted_requests,
-        # Each thread runs its requests one after another.
-        "ms_per_request": 1000 * threads / (requests / elapsed),
-    }
-    if config.name == "pooled":
-        result.update(pool_figures())
-    result["failed_checks"] = failed_checks(result)
-    return result
+def serve(config_name: str, threads: int) -> None:
+    """Worker mode: measure slices of one configuration as the driver asks, on stdin.
 
-
-def worker(config_name: str, threads: int, seconds: float) -> dict[str, Any]:
+    Each line in is ``run SECONDS`` or ``stop``; each line out is JSON: first
+    ``{"ready": true}`` (or why the configuration is unavailable), then each
+    slice's figures.
+    """
     config = CONFIGS_BY_NAME[config_name]
     try:
-        return measure(config, threads, seconds)
+        slices = Slices(config, threads)
     except Exception as error:
         if not config.optional:
             raise
-        return {"config": config.name, "threads": threads, "unavailable": describe(error)}
+        unavailable = {"config": config.name, "threads": threads, "unavailable": describe(error)}
+        print(json.dumps(unavailable), flush=True)
+        return
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        command, _, seconds = line.partition(" ")
+        if command != "run":
+            break
+        print(json.dumps(slices.measure(float(seconds))), flush=True)
+    slices.stop()
 
 
 def describe(error: BaseException) -> str:
@@ -308,22 +354,59 @@ def describe(error: BaseException) -> str:
 # ---------------------------------------------------------------- driver process
 
 
-def run_worker(server: Server, config: str, threads: int, seconds: float) -> dict[str, Any]:
-    """Measure one configuration in a fresh process; its result is stdout's last line."""
-    command = [sys.executable, __file__, "worker", config, str(threads), str(seconds)]
-    completed = subprocess.run(
-        command,
-        env={**os.environ, **server.environ()},
-        capture_output=True,
-        text=True,
-        timeout=seconds + 120,
-        check=False,
-    )
-    sys.stderr.write(completed.stderr)
-    if completed.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed with exit status {completed.returncode}")
-    result: dict[str, Any] = json.loads(completed.stdout.splitlines()[-1])
-    return result
+class Worker:
+    """A worker process of one configuration at one thread count, measuring slices."""
+
+    def __init__(self, server: Server, config: str, threads: int) -> None:
+        self.config = config
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "worker", config, str(threads)],
+            env={**os.environ, **server.environ()},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        # {"ready": True}, or the configuration's result if it is unavailable.
+        self.greeting = self._reply()
+
+    def measure(self, seconds: float) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"run {seconds}\n")
+        self.process.stdin.flush()
+        return self._reply()
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the worker of {self.config} exited with status {self.process.wait()}")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def stop(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()  # the worker's loop ends at the end of its input
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextmanager
+def workers_started(server: Server, threads: int) -> Iterator[dict[str, Worker]]:
+    """A warmed-up worker per configuration at ``threads`` threads, stopped at the end."""
+    workers: dict[str, Worker] = {}
+    try:
+        for config in CONFIGS:
+            workers[config.name] = Worker(server, config.name, threads)
+        for worker in workers.values():
+            if "ready" in worker.greeting:
+                worker.measure(WARMUP_SECONDS)
+        yield workers
+    finally:
+        for worker in workers.values():
+            worker.stop()
 
 
 def rotated(names: Sequence[str], offset: int) -> list[str]:
@@ -338,21 +421,19 @@ Runs = dict[int, list[dict[str, dict[str, Any]]]]
 def run_rounds(server: Server, seconds: float, rounds: int) -> Runs:
     names = [config.name for config in CONFIGS]
     runs: Runs = {threads: [] for threads in THREAD_COUNTS}
-    # A configuration that could not run is not tried again at that thread count.
-    unavailable: dict[tuple[str, int], dict[str, Any]] = {}
-    for round_index in range(rounds):
-        for threads in THREAD_COUNTS:
-            results = {}
-            for name in rotated(names, round_index):
-                result = unavailable.get((name, threads)) or run_worker(server, name, threads, seconds)
-                if "unavailable" in result:
-                    unavailable[name, threads] = result
-                results[name] = result
-            runs[threads].append(results)
-            print(
-                f"round {round_index + 1}/{rounds}, {threads:>2} thread(s): {progress(results)}",
-                file=sys.stderr,
-            )
+    for threads in THREAD_COUNTS:
+        with workers_started(server, threads) as workers:
+            for round_index in range(rounds):
+                results = {}
+                for name in rotated(names, round_index):
+                    worker = workers[name]
+                    results[name] = worker.measure(seconds) if "ready" in worker.greeting else worker.greeting
+                runs[threads].append(results)
+                if (round_index + 1) % PROGRESS_EVERY == 0 or round_index + 1 == rounds:
+                    print(
+                        f"round {round_index + 1}/{rounds}, {threads:>2} thread(s): {progress(results)}",
+                        file=sys.stderr,
+                    )
     return runs
 
 
@@ -517,8 +598,9 @@ def report(server: Server, seconds: float, rounds: int, json_path: Path | None) 
     found = targets(rows)
     print(
         f"Request cycle (SELECT 1 + close_old_connections), {datetime.date.today()}, {versions()}, "
-        f"over TCP to {server.host}:{server.port}: {rounds} rounds of {seconds:g} s per measurement; "
-        f"medians over the rounds; ratio = time per request / {REFERENCE}'s in the same round."
+        f"over TCP to {server.host}:{server.port}: {rounds} rounds of interleaved {seconds:g} s slices "
+        f"per configuration; medians over the rounds; ratio = time per request / {REFERENCE}'s in "
+        "the same round."
     )
     print(table(rows))
     print(
@@ -563,22 +645,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--seconds", type=float, default=2.0, help="timed seconds per measurement (default 2)"
+        "--seconds", type=float, default=0.4, help="seconds per slice of one configuration (default 0.4)"
     )
-    parser.add_argument("--rounds", type=int, default=5, help="rounds over all configurations (default 5)")
+    parser.add_argument("--rounds", type=int, default=30, help="rounds of slices (default 30)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     commands = parser.add_subparsers(dest="command")
     worker_parser = commands.add_parser("worker", help="measure one configuration (used internally)")
     worker_parser.add_argument("config", choices=list(CONFIGS_BY_NAME))
     worker_parser.add_argument("threads", type=int)
-    worker_parser.add_argument("seconds", type=float)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.command == "worker":
-        print(json.dumps(worker(args.config, args.threads, args.seconds)))
+        serve(args.config, args.threads)
         return 0
     with test_server() as server:
         report(server, args.seconds, args.rounds, args.json)
