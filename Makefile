@@ -43,6 +43,8 @@ bench: $(STAMP)
 	mkdir -p .cache/bench
 	$(BIN)/python bench/instructions.py
 	$(BIN)/python bench/request_cycle.py --json .cache/bench/request_cycle.json
+	$(BIN)/python bench/same_process.py --control
+	$(BIN)/python bench/same_process.py pooled
 	$(BIN)/python bench/job_queue.py --json .cache/bench/job_queue.json
 	$(BIN)/python bench/web_requests.py --json .cache/bench/web_requests.json
 	$(BIN)/python bench/chart.py .cache/bench/request_cycle.json .cache/bench/job_queue.json \

@@ -34,7 +34,8 @@ and the median requests/s.
 
 Each slice checks that the server ran at least as many SELECTs as requests were
 counted (one worker runs at a time: the server's counters are its own), and that
-the pooled backend never opened more connections than its pool allows. The exit status is 0 even when a target is missed: this is a report.
+the pooled backend never opened more connections than its pool allows. The exit
+status is 0 even when a target is missed: this is a report.
 
 Round trips: over loopback a round trip costs next to nothing, over a network
 0.2 to 1 ms, often more than the rest of a request. Each slice reads the
