@@ -9,8 +9,8 @@
  * the count). What the checkout asks of the connection record is what
  * SQLAlchemy's _ConnectionRecord.get_connection() asks before it hands out a
  * connection unchanged; mysqlpool/sqlalchemy_internals.py names each field read
- * here, and tests/test_sqlalchemy_internals.py checks them on the installed
- * release.
+ * here (HOT_PATH_RECORD_FIELDS, HOT_PATH_POOL_FIELDS), and
+ * tests/test_sqlalchemy_internals.py checks them on the installed release.
  *
  * Nothing here releases the GIL, and no Python code runs between the checks and
  * what follows from them unless a holder is recorded (under a budget): a thread

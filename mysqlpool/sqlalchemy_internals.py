@@ -47,6 +47,14 @@ return_record: Callable[[Pool, ConnectionPoolEntry], None] = Pool._return_conn
 # is due for recycling.
 connection_of: Callable[[ConnectionPoolEntry], Any] = _ConnectionRecord.get_connection  # type: ignore[assignment]
 
+# What the checkout in C (mysqlpool/_hot_path.c) reads to tell, without calling
+# get_connection(), that it would hand out the record's connection unchanged: the
+# record's connection, when it was opened and softly invalidated (time.time()),
+# its info, and the pool's recycle and invalidation times. Any other answer, and
+# get_connection() decides.
+HOT_PATH_RECORD_FIELDS = ("dbapi_connection", "starttime", "_soft_invalidate_time", "info")
+HOT_PATH_POOL_FIELDS = ("_recycle", "_invalidate_time")
+
 # pre_ping: True if the connection answers a ping, through the dialect's events.
 ping: Callable[[DefaultDialect, Any], bool] = DefaultDialect._do_ping_w_event
 

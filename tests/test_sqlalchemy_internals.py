@@ -8,6 +8,7 @@ FOLLOWED_SQLALCHEMY_RELEASES and raise the bound in pyproject.toml.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -75,6 +76,23 @@ def test_an_invalidated_record_reconnects_when_its_connection_is_asked_for(pool:
     first = sqla.connection_of(record)
     record.invalidate()
     assert sqla.connection_of(record) is not first
+
+
+def test_the_fields_the_hot_path_reads_are_what_get_connection_decides_by(pool: QueuePool) -> None:
+    record = sqla.open_record(pool)
+    connection = sqla.connection_of(record)
+    fields = {name: getattr(record, name) for name in sqla.HOT_PATH_RECORD_FIELDS}
+    assert fields["dbapi_connection"] is connection
+    assert isinstance(fields["info"], dict) and record.info is fields["info"]
+    assert isinstance(fields["starttime"], float) and abs(fields["starttime"] - time.time()) < 60
+    assert fields["_soft_invalidate_time"] <= fields["starttime"]
+    for name in sqla.HOT_PATH_POOL_FIELDS:
+        assert isinstance(getattr(pool, name), int | float)
+    assert pool._recycle == -1 and pool._invalidate_time <= fields["starttime"]  # type: ignore[attr-defined]
+    time.sleep(0.01)  # the times compared are time.time() readings
+    record.invalidate(soft=True)
+    assert record._soft_invalidate_time > record.starttime  # type: ignore[attr-defined]
+    assert sqla.connection_of(record) is not connection  # and get_connection() reconnects
 
 
 def test_the_dialect_pings_through_its_event_hook(pool: QueuePool) -> None:
