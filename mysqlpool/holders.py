@@ -32,8 +32,10 @@ _MACHINERY = tuple(
 # on every checkout.
 _machinery_files: dict[str, bool] = {}
 
-# Where a checkout was made: the code object and line of the innermost frame of
-# the user's code (formatted only when shown), or None if the stack has none.
+# Where a checkout was made: the code object of the innermost frame of the user's
+# code and the offset of its running instruction (``f_lasti``; the line is found
+# only when shown: ``f_lineno`` searches the code's line table on every checkout),
+# or None if the stack has none.
 Site = tuple[CodeType, int] | None
 
 # How deep, from Holders.hold(), the user's frame was at the last checkout: the
@@ -57,9 +59,17 @@ def checkout_site() -> Site:
         code = frame.f_code
         if not _is_machinery(code.co_filename):
             _last_depth = depth
-            return (code, frame.f_lineno)
+            return (code, frame.f_lasti)
         frame = frame.f_back
         depth += 1
+    return None
+
+
+def _line_of(code: CodeType, offset: int) -> int | None:
+    """The source line of the instruction at ``offset`` (a frame's ``f_lasti``) in ``code``."""
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return line
     return None
 
 
@@ -87,8 +97,8 @@ class Holder(NamedTuple):
         if self.site is None:
             site = "unknown"
         else:
-            code, line = self.site
-            site = f"{code.co_filename}:{line} in {code.co_name}"
+            code, offset = self.site
+            site = f"{code.co_filename}:{_line_of(code, offset)} in {code.co_name}"
         return (
             f"{self._thread_name()} holds a connection of alias {self.alias!r} for "
             f"{now - self.since:.1f}s, checked out at {site}"
@@ -132,7 +142,7 @@ class Holders:
             frame = _getframe(depth)
             user_code = _machinery_files.get(frame.f_code.co_filename) is False
             if user_code and _machinery_files.get(_getframe(depth - 1).f_code.co_filename):
-                site: Site = (frame.f_code, frame.f_lineno)
+                site: Site = (frame.f_code, frame.f_lasti)
             else:
                 site = checkout_site()
         except ValueError:  # the stack is not as deep this time

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,3 +53,18 @@ def test_each_checkout_is_attributed_to_its_own_site_whatever_came_before(make_w
     sites = [site_of_checkout(wrapper, call) for call in calls]
     expected = [call.__name__ if call is not calls_a_helper else "helper" for call in calls]
     assert sites == expected
+
+
+def test_the_checkout_site_shown_names_the_line_of_the_call(make_wrapper: Any) -> None:
+    wrapper = make_wrapper()
+
+    def connects() -> None:
+        wrapper.ensure_connection()  # the line shown: the first of the body
+
+    connects()
+    try:
+        (holder,) = process_budget().holders.all()
+        line = connects.__code__.co_firstlineno + 1
+        assert f"checked out at {__file__}:{line} in connects" in holder.describe(time.monotonic())
+    finally:
+        wrapper.close()
