@@ -233,28 +233,25 @@ hand_over_checkout(HotPath *self, PyObject *lease, PyObject *record)
     return connection;
 }
 
-/* The record lent (its holder recorded under a budget); NULL with an error set. */
-static PyObject *
-record_holder(HotPath *self, PyObject *lease, PyObject *connection)
+/* Under a budget, tell its holders of the lease's checkout or check-in: call
+ * ``hold(id(lease), alias)`` or ``release(id(lease))`` (the key as the Python version
+ * makes it). 0, or -1 with an error set. */
+static int
+tell_holders(HotPath *self, PyObject *hold_or_release, PyObject *lease)
 {
     int tracking = attribute_is_true(self->budget, str_tracking);
-    if (tracking > 0) {
-        PyObject *key = PyLong_FromVoidPtr(lease); /* id(lease), as the Python version keys it */
-        if (key == NULL) {
-            tracking = -1;
-        } else {
-            PyObject *args[] = {key, self->alias};
-            PyObject *result = PyObject_Vectorcall(self->hold, args, 2, NULL);
-            Py_DECREF(key);
-            tracking = result == NULL ? -1 : 0;
-            Py_XDECREF(result);
-        }
+    if (tracking <= 0) {
+        return tracking;
     }
-    if (tracking < 0) {
-        Py_DECREF(connection);
-        return NULL;
+    PyObject *key = PyLong_FromVoidPtr(lease);
+    if (key == NULL) {
+        return -1;
     }
-    return connection;
+    PyObject *args[] = {key, self->alias};
+    PyObject *result = PyObject_Vectorcall(hold_or_release, args, hold_or_release == self->hold ? 2 : 1, NULL);
+    Py_DECREF(key);
+    Py_XDECREF(result);
+    return result == NULL ? -1 : 0;
 }
 
 static PyObject *
@@ -299,7 +296,11 @@ checkout(HotPath *self, PyObject *lease)
     }
     Py_DECREF(session);
     Py_DECREF(record);
-    return record_holder(self, lease, connection);
+    if (tell_holders(self, self->hold, lease) < 0) {
+        Py_DECREF(connection);
+        return NULL;
+    }
+    return connection;
 }
 
 /* ------------------------------------------------------------------ check-in */
@@ -338,13 +339,8 @@ put_back_idle(HotPath *self, LeaseFields *lease)
     PyObject *used = failed ? NULL : PyFloat_FromDouble(now - since);
     failed = used == NULL || call_one(self->record_use, used) < 0;
     Py_XDECREF(used);
-    int tracking = failed ? -1 : attribute_is_true(self->budget, str_tracking);
-    if (tracking > 0) {
-        PyObject *key = PyLong_FromVoidPtr(lease);
-        tracking = key == NULL ? -1 : call_one(self->release, key);
-        Py_XDECREF(key);
-    }
-    failed = tracking < 0 || call_one(self->put_idle, record) < 0;
+    failed = failed || tell_holders(self, self->release, (PyObject *)lease) < 0
+        || call_one(self->put_idle, record) < 0;
     Py_DECREF(record);
     /* A thread may have lined up meanwhile (only if releasing the holder let one run). */
     if (!failed && PyObject_Length(self->line) > 0) {

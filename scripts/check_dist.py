@@ -27,6 +27,8 @@ SDIST_REQUIRED = (
     "CHANGELOG.rst",
     "LICENSE",
     "mysqlpool/_probes.c",
+    "mysqlpool/_hot_path.c",
+    "mysqlpool/_holders.c",
 )
 
 SETTINGS = """
@@ -69,7 +71,8 @@ def install(wheel: Path, scratch: Path) -> Path:
     venv.create(scratch / "venv", with_pip=True)
     python = scratch / "venv" / "bin" / "python"
     run(python, "-m", "pip", "install", "-q", str(wheel.resolve()))
-    run(python, "-c", "import mysqlpool._probes")  # the C extension, not the ctypes fallback
+    # The C extensions, not their Python fallbacks.
+    run(python, "-c", "import mysqlpool._probes, mysqlpool._hot_path, mysqlpool._holders")
     return python
 
 

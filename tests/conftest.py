@@ -15,8 +15,9 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from mysqlpool import close_pool, pooling
+from mysqlpool import close_pool, holders, pooling
 from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
+from mysqlpool.budget import process_budget
 from tests import dbserver
 from tests.helpers import Server, SessionSampler
 
@@ -101,13 +102,21 @@ def servers() -> Iterator[contextlib.ExitStack]:
 
 
 @pytest.fixture(params=["C", "Python"])
-def hot_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def hot_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Run a test twice: with pools whose common checkout and check-in run in C
-    (mysqlpool/_hot_path.c), then with the Python methods alone, as where no C
-    compiler built the extension. Pools made during the test take the path."""
-    if request.param == "Python":
-        monkeypatch.setattr(pooling, "HotPath", None)
-    return str(request.param)
+    (mysqlpool/_hot_path.c) and holders recorded in C (_holders.c), then with the
+    Python methods alone, as where no C compiler built the extensions. For the
+    Python run, every pool is made again (those made before keep their path) and
+    the process budget's holders are new (a recorder is chosen when made)."""
+    if request.param == "C":
+        yield "C"
+        return
+    monkeypatch.setattr(pooling, "HotPath", None)
+    monkeypatch.setattr(holders, "CRecorder", None)
+    monkeypatch.setattr(process_budget(), "holders", holders.Holders())
+    close_pool()
+    yield "Python"
+    close_pool()  # the pools made from now on take the C paths again
 
 
 @pytest.fixture

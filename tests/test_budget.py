@@ -30,7 +30,7 @@ pytestmark = [
 
 
 @pytest.fixture(autouse=True)
-def no_budget_after() -> Iterator[None]:
+def no_budget_after(hot_path: str) -> Iterator[None]:  # undone before the hot path's choice
     yield
     set_budget(None)
     process_budget().set_hold_warning(None)
@@ -156,6 +156,7 @@ def test_a_thread_waiting_for_room_is_served_before_the_alias_holding_it_takes_m
 
 
 def test_exhaustion_names_the_holder(make_wrapper: Any) -> None:
+    connections["default"].close()  # this thread's (the test database's setup may leave it open)
     set_budget(1)
     holding, release = threading.Event(), threading.Event()
 

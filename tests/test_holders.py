@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "othe
 
 
 @pytest.fixture(autouse=True)
-def budget() -> Iterator[None]:
+def budget(hot_path: str) -> Iterator[None]:  # each test in C and in Python
     set_budget(10)  # checkouts are tracked under a budget
     yield
     set_budget(None)
