@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -207,8 +207,9 @@ def test_a_budget_must_be_none_or_a_positive_int(value: Any) -> None:
 
 
 def test_a_connection_held_too_long_is_warned_about_once(caplog: pytest.LogCaptureFixture) -> None:
-    process_budget().set_hold_warning(0.2)
     connection = connections["other"]
+    connection.close()  # the test database's setup may leave it open, checked out
+    process_budget().set_hold_warning(0.2)
     with caplog.at_level(logging.WARNING, logger="mysqlpool"):
         connection.ensure_connection()  # checked out here, and held
         deadline = time.monotonic() + 10
@@ -224,6 +225,41 @@ def test_a_connection_held_too_long_is_warned_about_once(caplog: pytest.LogCaptu
     assert "thread 'MainThread' holds a connection of alias 'other'" in warnings[0]
     assert f"checked out at {__file__}:" in warnings[0]
     assert "in test_a_connection_held_too_long_is_warned_about_once" in warnings[0]
+
+
+def test_a_hold_warning_removed_and_set_again_warns_again(caplog: pytest.LogCaptureFixture) -> None:
+    """The watchdog ends with the warning; the next hold after it is set again starts another."""
+    connection = connections["other"]
+    connection.close()  # the test database's setup may leave it open, checked out
+
+    def warned() -> bool:
+        return any("held longer than 0.2s" in record.getMessage() for record in caplog.records)
+
+    def watchdog_ended() -> bool:
+        return not any(thread.name == "mysqlpool-hold-watchdog" for thread in threading.enumerate())
+
+    def warned_of_a_hold() -> None:
+        connection.ensure_connection()
+        try:
+            wait_for(warned, "hold warning")
+        finally:
+            connection.close()
+        caplog.clear()
+
+    with caplog.at_level(logging.WARNING, logger="mysqlpool"):
+        process_budget().set_hold_warning(0.2)
+        warned_of_a_hold()
+        process_budget().set_hold_warning(None)
+        wait_for(watchdog_ended, "end of the watchdog")
+        process_budget().set_hold_warning(0.2)
+        warned_of_a_hold()
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within 10s"
+        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("value", [0, -1, "3", True, float("inf"), float("nan"), 1e300])
