@@ -66,6 +66,10 @@ frame_at(Recorder *self, Py_ssize_t depth)
     }
     PyObject *frame = PyObject_CallOneArg(self->getframe, argument);
     Py_DECREF(argument);
+    if (frame != NULL && !PyFrame_Check(frame)) {
+        PyErr_Format(PyExc_TypeError, "getframe() returned %.200s, not a frame", Py_TYPE(frame)->tp_name);
+        Py_CLEAR(frame);
+    }
     return (PyFrameObject *)frame;
 }
 
@@ -116,11 +120,14 @@ guessed_site(Recorder *self)
 }
 
 /* The innermost site of the user's code, walked frame by frame (new ref); None if
- * the stack has none, NULL with an error set. */
+ * the stack has none (or no Python frame at all), NULL with an error set. */
 static PyObject *
 walked_site(Recorder *self)
 {
     PyFrameObject *frame = frame_at(self, 0);
+    if (frame == NULL && PyErr_ExceptionMatches(PyExc_ValueError)) {
+        PyErr_Clear();
+    }
     for (Py_ssize_t depth = 0; frame != NULL; depth++) {
         int machinery = is_machinery(self, frame);
         if (machinery < 0) {
@@ -173,7 +180,14 @@ hold(Recorder *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (self->on_hold != Py_None) {
-        return PyObject_CallNoArgs(self->on_hold);
+        /* Our own reference for the call: on_hold may reset on_hold (it does). */
+        PyObject *on_hold = Py_NewRef(self->on_hold);
+        PyObject *result = PyObject_CallNoArgs(on_hold);
+        Py_DECREF(on_hold);
+        if (result == NULL) {
+            return NULL;
+        }
+        Py_DECREF(result);
     }
     Py_RETURN_NONE;
 }
@@ -251,14 +265,14 @@ Recorder_set_on_hold(Recorder *self, PyObject *value, void *closure)
         PyErr_SetString(PyExc_TypeError, "on_hold must be None or a callable");
         return -1;
     }
-    Py_SETREF(self->on_hold, Py_NewRef(value));
+    Py_XSETREF(self->on_hold, Py_NewRef(value));
     return 0;
 }
 
 static PyObject *
 Recorder_get_on_hold(Recorder *self, void *closure)
 {
-    return Py_NewRef(self->on_hold);
+    return Py_NewRef(self->on_hold != NULL ? self->on_hold : Py_None);
 }
 
 static PyGetSetDef Recorder_getset[] = {

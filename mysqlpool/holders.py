@@ -112,7 +112,10 @@ class Recorder:
         """The innermost frame outside the machinery, walked frame by frame from
         hold()'s caller; its depth is kept for the next checkout's first guess."""
         depth = 1  # hold()'s caller, 1 deep from hold()
-        frame: FrameType | None = _getframe(2)
+        try:
+            frame: FrameType | None = _getframe(2)
+        except ValueError:  # called from C, with no Python frame above
+            return None
         while frame is not None:
             code = frame.f_code
             if not _is_machinery(code.co_filename):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import _thread
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from mysqlpool import set_budget
+from mysqlpool import holders, set_budget
 from mysqlpool.budget import process_budget
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
@@ -68,3 +69,17 @@ def test_the_checkout_site_shown_names_the_line_of_the_call(make_wrapper: Any) -
         assert f"checked out at {__file__}:{line} in connects" in holder.describe(time.monotonic())
     finally:
         wrapper.close()
+
+
+def test_a_hold_with_no_python_frame_above_is_recorded_at_an_unknown_site() -> None:
+    """hold() run straight from C (here: a thread started on it) has no user frame to name."""
+    recorded = holders.Holders()  # with the recorder the hot_path fixture chose
+    _thread.start_new_thread(recorded.hold, (1, "alias"))
+    deadline = time.monotonic() + 10
+    while not len(recorded):
+        assert time.monotonic() < deadline, "not recorded within 10s"
+        time.sleep(0.01)
+    (holder,) = recorded.all()
+    assert holder.site is None
+    assert "holds a connection of alias 'alias' for " in holder.describe(time.monotonic())
+    assert holder.describe(time.monotonic()).endswith("checked out at unknown")
