@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from mysqlpool.backends.mysqlpool.base import DatabaseWrapper
 from mysqlpool.budget import process_budget
 from mysqlpool.waiters import Waiter
 from tests.helpers import Server, connection_id, cycles_in_threads, request_cycle
+from tests.processes import wait_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"]),
@@ -241,7 +242,7 @@ def test_a_hold_warning_removed_and_set_again_warns_again(caplog: pytest.LogCapt
     def warned_of_a_hold() -> None:
         connection.ensure_connection()
         try:
-            wait_for(warned, "hold warning")
+            wait_for(warned, timeout=10, what="a hold warning")
         finally:
             connection.close()
         caplog.clear()
@@ -250,16 +251,9 @@ def test_a_hold_warning_removed_and_set_again_warns_again(caplog: pytest.LogCapt
         process_budget().set_hold_warning(0.2)
         warned_of_a_hold()
         process_budget().set_hold_warning(None)
-        wait_for(watchdog_ended, "end of the watchdog")
+        wait_for(watchdog_ended, timeout=10, what="the end of the watchdog")
         process_budget().set_hold_warning(0.2)
         warned_of_a_hold()
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} within 10s"
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize("value", [0, -1, "3", True, float("inf"), float("nan"), 1e300])

@@ -11,6 +11,7 @@ import pytest
 
 from mysqlpool import holders, set_budget
 from mysqlpool.budget import process_budget
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"])
 
@@ -75,10 +76,7 @@ def test_a_hold_with_no_python_frame_above_is_recorded_at_an_unknown_site() -> N
     """hold() run straight from C (here: a thread started on it) has no user frame to name."""
     recorded = holders.Holders()  # with the recorder the hot_path fixture chose
     _thread.start_new_thread(recorded.hold, (1, "alias"))
-    deadline = time.monotonic() + 10
-    while not len(recorded):
-        assert time.monotonic() < deadline, "not recorded within 10s"
-        time.sleep(0.01)
+    wait_for(lambda: len(recorded), timeout=10, what="the hold recorded")
     (holder,) = recorded.all()
     assert holder.site is None
     assert "holds a connection of alias 'alias' for " in holder.describe(time.monotonic())
