@@ -22,6 +22,7 @@ LABELS = {
     "pooled": "mysqlpool",
     "pooled-reset": 'mysqlpool,\n"session" reset',
     "persistent": "persistent\nconnection",
+    "persistent-again": "persistent\n(control)",
     "default": "connect per\nrequest",
     "django-db-connection-pool": "django-db-\nconnection-pool",
 }
@@ -76,7 +77,9 @@ def request_cycle_panel(ratios: Any, network: Any, request_cycle: dict[str, Any]
     )
     ratios.legend()
 
-    draw_projection(network, [row for row in rows if row["threads"] == 1])
+    # The control would draw persistent's line twice.
+    one_thread = [row for row in rows if row["threads"] == 1 and row["config"] != "persistent-again"]
+    draw_projection(network, one_thread)
 
 
 def job_queue_panel(queue: Any, job_queue: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ Configurations:
   whole session at each check-in (three round trips a request: the reset, the
   character set, Django's session setup);
 * ``persistent``: django.db.backends.mysql, CONN_MAX_AGE=None, the reference;
+* ``persistent-again``: the same, the control (see Method);
 * ``default``: django.db.backends.mysql, CONN_MAX_AGE=0, a connection per request;
 * ``django-db-connection-pool`` (ENGINE dj_db_conn_pool.backends.mysql) with
   its defaults; marked unavailable, with the reason, if it fails to load or run.
@@ -25,12 +26,25 @@ figures drift from second to second, by 30% and more between measurements a
 minute apart. So the configurations are measured interleaved, in short slices:
 at each thread count, one worker process per configuration (this script in worker
 mode) sets up Django, warms up, and keeps its threads and their connections; then
-each round runs every configuration for ``--seconds`` (0.4 by default), one after
-the other, in an order rotated from round to round, while the other workers wait
-idle. Each configuration's time per request is divided by that of ``persistent``
-in the same round, a second or two apart: a drift of the machine then weighs on
-both. The table shows the median of these per-round ratios (30 rounds by default)
-and the median requests/s.
+each round runs every configuration for ``--seconds`` (0.2 by default), one after
+the other, in an order shuffled from round to round (seeded by the round's
+number), while the other workers wait idle. Each configuration's time per request
+is divided by that of ``persistent`` in the same round, a second or two apart: a
+drift of the machine then weighs on both. The table shows the median of these
+per-round ratios (60 rounds by default) and the median requests/s.
+
+Two processes of one configuration differ too, and for as long as they live:
+their memory layout decides which attribute lookups share a slot of CPython's
+type cache and miss it on every request (attached with gdb, three workers of one
+configuration missed it twice a request, each on other names), and a worker
+started earlier ran slower than one started later (2-5% measured, 2026-12-03).
+So the rounds are split among ``--layouts`` sets of fresh workers (3 by default):
+each set is started in an order rotated from the last, with ``PYTHONHASHSEED``
+set to the set's number, so that every configuration is measured in as many
+layouts and start positions, and a run is repeatable. ``persistent-again`` is
+``persistent`` once more, in processes of its own: its ratio to ``persistent``
+is what two processes of one configuration differ by in that run, the method's
+resolution, and it is printed with the rest.
 
 Each slice checks that the server ran at least as many SELECTs as requests were
 counted (one worker runs at a time: the server's counters are its own), and that
@@ -48,7 +62,7 @@ and each configuration's time per request projected at 0.2, 0.5 and 1 ms of
 round-trip time (the loopback time per request plus round trips x RTT), are
 reported with the rest.
 
-Usage: python bench/request_cycle.py [--seconds S] [--rounds N] [--json FILE]
+Usage: python bench/request_cycle.py [--seconds S] [--rounds N] [--layouts N] [--json FILE]
 """
 
 from __future__ import annotations
@@ -57,6 +71,7 @@ import argparse
 import datetime
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -79,6 +94,8 @@ WARMUP_SECONDS = 1.0
 # The progress shown on stderr: every this many rounds.
 PROGRESS_EVERY = 10
 REFERENCE = "persistent"
+# The reference again, in processes of its own (see Method in the docstring).
+CONTROL = "persistent-again"
 # Targets: pooled's time per request relative to persistent, by thread count, and
 # how many times faster than a connection per request it must be.
 MAX_RATIO = {1: 1.05, 16: 1.05}
@@ -121,6 +138,7 @@ CONFIGS = (
         pool_arguments=(("reset_on_return", "session"),),
     ),
     Config(REFERENCE, "django.db.backends.mysql", None),
+    Config(CONTROL, "django.db.backends.mysql", None),
     Config("default", "django.db.backends.mysql", 0),
     Config(
         "django-db-connection-pool",
@@ -358,11 +376,11 @@ def describe(error: BaseException) -> str:
 class Worker:
     """A worker process of one configuration at one thread count, measuring slices."""
 
-    def __init__(self, server: Server, config: str, threads: int) -> None:
+    def __init__(self, server: Server, config: str, threads: int, hash_seed: int) -> None:
         self.config = config
         self.process = subprocess.Popen(
             [sys.executable, __file__, "worker", config, str(threads)],
-            env={**os.environ, **server.environ()},
+            env={**os.environ, **server.environ(), "PYTHONHASHSEED": str(hash_seed)},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -395,12 +413,16 @@ class Worker:
 
 
 @contextmanager
-def workers_started(server: Server, threads: int) -> Iterator[dict[str, Worker]]:
-    """A warmed-up worker per configuration at ``threads`` threads, stopped at the end."""
+def workers_started(server: Server, threads: int, layout: int) -> Iterator[dict[str, Worker]]:
+    """A warmed-up worker per configuration at ``threads`` threads, stopped at the end.
+
+    Set number ``layout`` of them: started in an order rotated by it, with it as
+    their hash seed.
+    """
     workers: dict[str, Worker] = {}
     try:
-        for config in CONFIGS:
-            workers[config.name] = Worker(server, config.name, threads)
+        for name in rotated([config.name for config in CONFIGS], layout):
+            workers[name] = Worker(server, name, threads, hash_seed=layout)
         for worker in workers.values():
             if "ready" in worker.greeting:
                 worker.measure(WARMUP_SECONDS)
@@ -415,27 +437,45 @@ def rotated(names: Sequence[str], offset: int) -> list[str]:
     return [*names[offset:], *names[:offset]]
 
 
+def shuffled(names: Sequence[str], seed: int) -> list[str]:
+    """``names`` in an order of their own for each ``seed``, the same in every run."""
+    order = list(names)
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def layout_rounds(rounds: int, layouts: int) -> list[range]:
+    """The round numbers each set of workers runs: ``rounds`` split as evenly as can be."""
+    return [range(rounds * layout // layouts, rounds * (layout + 1) // layouts) for layout in range(layouts)]
+
+
 # Per thread count, per round: each configuration's worker result.
 Runs = dict[int, list[dict[str, dict[str, Any]]]]
 
 
-def run_rounds(server: Server, seconds: float, rounds: int) -> Runs:
-    names = [config.name for config in CONFIGS]
+def run_rounds(server: Server, seconds: float, rounds: int, layouts: int) -> Runs:
     runs: Runs = {threads: [] for threads in THREAD_COUNTS}
     for threads in THREAD_COUNTS:
-        with workers_started(server, threads) as workers:
-            for round_index in range(rounds):
-                results = {}
-                for name in rotated(names, round_index):
-                    worker = workers[name]
-                    results[name] = worker.measure(seconds) if "ready" in worker.greeting else worker.greeting
-                runs[threads].append(results)
-                if (round_index + 1) % PROGRESS_EVERY == 0 or round_index + 1 == rounds:
-                    print(
-                        f"round {round_index + 1}/{rounds}, {threads:>2} thread(s): {progress(results)}",
-                        file=sys.stderr,
-                    )
+        for layout, round_numbers in enumerate(layout_rounds(rounds, layouts)):
+            with workers_started(server, threads, layout) as workers:
+                for round_index in round_numbers:
+                    results = run_round(workers, seconds, round_index)
+                    runs[threads].append(results)
+                    if (round_index + 1) % PROGRESS_EVERY == 0 or round_index + 1 == rounds:
+                        print(
+                            f"round {round_index + 1}/{rounds}, {threads:>2} thread(s): {progress(results)}",
+                            file=sys.stderr,
+                        )
     return runs
+
+
+def run_round(workers: dict[str, Worker], seconds: float, round_index: int) -> dict[str, dict[str, Any]]:
+    """A slice of each configuration, in the round's order: each one's figures (or why it is unavailable)."""
+    results = {}
+    for name in shuffled(list(workers), round_index):
+        worker = workers[name]
+        results[name] = worker.measure(seconds) if "ready" in worker.greeting else worker.greeting
+    return results
 
 
 def progress(results: dict[str, dict[str, Any]]) -> str:
@@ -592,16 +632,16 @@ def verdict(found: list[Target]) -> str:
     return f"Targets {'met' if met else 'NOT met'} for pooled: " + "; ".join(map(str, found))
 
 
-def report(server: Server, seconds: float, rounds: int, json_path: Path | None) -> None:
+def report(server: Server, seconds: float, rounds: int, layouts: int, json_path: Path | None) -> None:
     started = time.perf_counter()
-    runs = run_rounds(server, seconds, rounds)
+    runs = run_rounds(server, seconds, rounds, layouts)
     rows = summarize_all(runs)
     found = targets(rows)
     print(
         f"Request cycle (SELECT 1 + close_old_connections), {datetime.date.today()}, {versions()}, "
         f"over TCP to {server.host}:{server.port}: {rounds} rounds of interleaved {seconds:g} s slices "
-        f"per configuration; medians over the rounds; ratio = time per request / {REFERENCE}'s in "
-        "the same round."
+        f"per configuration, in {layouts} sets of worker processes; medians over the rounds; "
+        f"ratio = time per request / {REFERENCE}'s in the same round."
     )
     print(table(rows))
     print(
@@ -614,7 +654,7 @@ def report(server: Server, seconds: float, rounds: int, json_path: Path | None) 
     print(verdict(found))
     print(f"Ran in {time.perf_counter() - started:.0f} s.")
     if json_path is not None:
-        write_json(json_path, seconds, rounds, rows, found, runs)
+        write_json(json_path, seconds, rounds, layouts, rows, found, runs)
 
 
 def versions() -> str:
@@ -625,7 +665,13 @@ def versions() -> str:
 
 
 def write_json(
-    path: Path, seconds: float, rounds: int, rows: list[Row], found: list[Target], runs: Runs
+    path: Path,
+    seconds: float,
+    rounds: int,
+    layouts: int,
+    rows: list[Row],
+    found: list[Target],
+    runs: Runs,
 ) -> None:
     document = {
         "date": datetime.date.today().isoformat(),
@@ -633,6 +679,7 @@ def write_json(
         "max_ratio": MAX_RATIO,
         "seconds": seconds,
         "rounds": rounds,
+        "layouts": layouts,
         "warmup_seconds": WARMUP_SECONDS,
         "rows": [asdict(row) for row in rows],
         "targets": [asdict(target) for target in found],
@@ -646,15 +693,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--seconds", type=float, default=0.4, help="seconds per slice of one configuration (default 0.4)"
+        "--seconds", type=float, default=0.2, help="seconds per slice of one configuration (default 0.2)"
     )
-    parser.add_argument("--rounds", type=int, default=30, help="rounds of slices (default 30)")
+    parser.add_argument("--rounds", type=int, default=60, help="rounds of slices (default 60)")
+    parser.add_argument(
+        "--layouts", type=int, default=3, help="sets of worker processes sharing the rounds (default 3)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     commands = parser.add_subparsers(dest="command")
     worker_parser = commands.add_parser("worker", help="measure one configuration (used internally)")
     worker_parser.add_argument("config", choices=list(CONFIGS_BY_NAME))
     worker_parser.add_argument("threads", type=int)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.seconds <= 0:
+        parser.error(f"--seconds must be above 0, not {args.seconds:g}")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be 1 or more, not {args.rounds}")
+    if not 1 <= args.layouts <= args.rounds:
+        parser.error(f"--layouts must be from 1 to --rounds ({args.rounds}), not {args.layouts}")
+    return args
 
 
 def main(argv: list[str]) -> int:
@@ -663,7 +720,7 @@ def main(argv: list[str]) -> int:
         serve(args.config, args.threads)
         return 0
     with test_server() as server:
-        report(server, args.seconds, args.rounds, args.json)
+        report(server, args.seconds, args.rounds, args.layouts, args.json)
     return 0
 
 
