@@ -12,11 +12,22 @@ time spent waiting (for the server, for the CPU) is told from time spent working
 settings: what the method reads when there is no difference to find (1.00x to
 1.03x on 2026-12-03).
 
+``--phases`` tells where in the request the time goes instead: each request cycle
+timed in three phases with ``time.perf_counter_ns()``, the same blocks
+alternating, and the median over the rounds of each phase's mean per request:
+
+* start: ``cursor()``, which connects (for mysqlpool: the checkout and Django's
+  per-connection state; for a persistent connection, Django's checks only);
+* query: ``execute()``, ``fetchone()`` and the cursor's ``close()``;
+* end: ``close_if_unusable_or_obsolete()`` (for mysqlpool: the check-in).
+
+The three timer readings cost both configurations the same.
+
 The request cycle is bench/request_cycle.py's, but each block ends a request with
 ``close_if_unusable_or_obsolete()`` of its own alias only (``close_old_connections()``
 would end both aliases' requests, and charge one configuration for the other's).
 
-Usage: python bench/same_process.py [--rounds N] [--requests N] [--control] [CONFIG]
+Usage: python bench/same_process.py [--rounds N] [--requests N] [--control | --phases] [CONFIG]
 (CONFIG: one of bench/request_cycle.py's; default pooled)
 """
 
@@ -65,6 +76,51 @@ def block(wrapper: Any, requests: int) -> tuple[float, float]:
     return time.perf_counter() - started, time.thread_time() - cpu_started
 
 
+PHASES = ("start", "query", "end")
+
+
+def phases_block(wrapper: Any, requests: int) -> tuple[float, ...]:
+    """The mean ns per request of each phase, over ``requests`` request cycles on ``wrapper``."""
+    clock = time.perf_counter_ns
+    start = query = end = 0
+    for _ in range(requests):
+        before = clock()
+        cursor = wrapper.cursor()
+        connected = clock()
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+        cursor.close()
+        queried = clock()
+        wrapper.close_if_unusable_or_obsolete()
+        start, query, end = start + connected - before, query + queried - connected, end + clock() - queried
+    return start / requests, query / requests, end / requests
+
+
+def measure_phases(aliases: tuple[str, str], rounds: int, requests: int) -> list[list[float]]:
+    """Per alias (reference, then measured): the median over the rounds of each phase's ns per request."""
+    from django.db import connections
+
+    wrappers = [connections[alias] for alias in aliases]
+    for wrapper in wrappers:
+        phases_block(wrapper, WARMUP_REQUESTS)
+    per_round: list[list[tuple[float, ...]]] = [[], []]
+    for round_index in range(rounds):
+        for index in (0, 1) if round_index % 2 else (1, 0):
+            per_round[index].append(phases_block(wrappers[index], requests))
+    return [[statistics.median(phase) for phase in zip(*timings, strict=True)] for timings in per_round]
+
+
+def phases_table(name: str, medians: list[list[float]]) -> str:
+    reference, measured = medians
+    lines = [f"{'ns per request':<22}" + "".join(f"{phase:>9}" for phase in (*PHASES, "total"))]
+    for label, row in ((REFERENCE, reference), (name, measured)):
+        lines.append(f"{label:<22}" + "".join(f"{value:>9,.0f}" for value in (*row, sum(row))))
+    difference = [m - r for m, r in zip(measured, reference, strict=True)]
+    signed = "".join(f"{value:>+9,.0f}" for value in (*difference, sum(difference)))
+    lines.append(f"{'difference':<22}{signed}")
+    return "\n".join(lines)
+
+
 def measure(aliases: tuple[str, str], rounds: int, requests: int) -> tuple[list[float], list[float]]:
     """Per round: the measured alias's wall time and CPU time, divided by the reference's."""
     from django.db import connections
@@ -89,12 +145,26 @@ def main(argv: list[str]) -> int:
     parser.add_argument("config", nargs="?", default="pooled", choices=list(CONFIGS_BY_NAME))
     parser.add_argument("--rounds", type=int, default=40, help="rounds of two blocks (default 40)")
     parser.add_argument("--requests", type=int, default=1000, help="request cycles per block (default 1000)")
-    parser.add_argument("--control", action="store_true", help=f"measure {REFERENCE} against itself")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--control", action="store_true", help=f"measure {REFERENCE} against itself")
+    mode.add_argument("--phases", action="store_true", help="time each phase of a request (see above)")
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.requests < 1:
+        parser.error(f"--rounds and --requests must be 1 or more, not {args.rounds} and {args.requests}")
+    name = f"{REFERENCE} (control)" if args.control else args.config
     with test_server() as server:
         aliases = configure(server, args.config, args.control)
-        wall, cpu = measure(aliases, args.rounds, args.requests)
-    name = f"{REFERENCE} (control)" if args.control else args.config
+        if args.phases:
+            medians = measure_phases(aliases, args.rounds, args.requests)
+        else:
+            wall, cpu = measure(aliases, args.rounds, args.requests)
+    if args.phases:
+        print(
+            f"{name} against {REFERENCE} in one process, {versions()}, {args.rounds} rounds of "
+            f"{args.requests} request cycles each, by phase (median over the rounds):"
+        )
+        print(phases_table(name, medians))
+        return 0
     print(
         f"{name} against {REFERENCE} in one process, {versions()}, {args.rounds} rounds of "
         f"{args.requests} request cycles each: median time per request {statistics.median(wall):.3f}x, "
