@@ -17,7 +17,7 @@ from django.db.backends.mysql.base import DatabaseWrapper as MySQLDatabaseWrappe
 from django.db.backends.signals import connection_created
 
 from mysqlpool import get_stats, registry
-from mysqlpool.backends.mysqlpool.base import FOLLOWED_DJANGO_RELEASES
+from mysqlpool.backends.mysqlpool.base import FOLLOWED_DJANGO_RELEASES, DatabaseWrapper
 from mysqlpool.connection import PooledConnection
 from tests.helpers import Server, connection_id, cycles_in_threads, pool_stats, request_cycle, run_threads
 
@@ -288,3 +288,21 @@ def test_echo_debug_logs_each_checkout_and_checkin(
     checked_out = [m for m in messages if "checked out from pool" in m]
     returned = [m for m in messages if "being returned to pool" in m]
     assert (len(checked_out), len(returned)) == ((2, 2) if logged else (0, 0))
+
+
+def test_a_subclass_connect_is_called_on_the_way_to_a_query(make_wrapper: Any) -> None:
+    """ensure_connection() skips this backend's own connect() only, never a subclass's override."""
+
+    class CountingConnects(DatabaseWrapper):
+        connects = 0
+
+        def connect(self) -> None:
+            type(self).connects += 1
+            super().connect()
+
+    wrapper = make_wrapper(wrapper_class=CountingConnects)
+    for _ in range(2):
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        wrapper.close()
+    assert CountingConnects.connects == 2

@@ -116,6 +116,11 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         # Django's throwaway connections without a database (CREATE/DROP DATABASE
         # in the test runner) are not worth pooling.
         self._pooled = self.alias != NO_DB_ALIAS
+        # A subclass's own connect() is called, as Django calls it; this class's is
+        # skipped on the way from ensure_connection(), which does its work itself:
+        # in the cold start of a request each Python call costs about 0.5 µs
+        # (bench/same_process.py --phases).
+        self._own_pooled_connect = self._pooled and type(self).connect is DatabaseWrapper.connect
 
     @property
     def pool(self) -> AliasPool:
@@ -191,7 +196,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         return connection
 
     def _session_settings(self) -> tuple[str | None]:
-        # (_connect_to() builds the same tuple inline.)
+        # (_connected_from_pool() builds the same tuple inline.)
         # What init_connection_state() sets that may differ between wrappers of an
         # alias (a copy() with other OPTIONS); SQL_AUTO_IS_NULL is the server's. A
         # tuple, so that it is true even without an isolation level.
@@ -230,7 +235,8 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         if self.in_atomic_block and self.closed_in_transaction:
             raise ProgrammingError("Cannot open a new connection in an atomic block.")
         try:
-            self.connect()
+            if not (self._own_pooled_connect and self._connected_from_pool()):
+                self.connect()
         except Exception:
             with self.wrap_database_errors:
                 raise
@@ -238,22 +244,24 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
     def connect(self) -> None:
         if asyncio._get_running_loop() is not None:
             _refuse_in_event_loop()
-        pool = self._pool
-        if pool is None or pool.disposed:  # the pool property, inlined
-            pool = self.pool if self._pooled else None
-        if pool is None or not _OWN_PATHS or pool.settings_dict is not self.settings_dict:
+        if not self._connected_from_pool():
             _django_connect(self)
-        else:
-            self._connect_to(pool)
 
-    def _connect_to(self, pool: AliasPool) -> None:
-        """Django's connect(), for a connection of this wrapper's pool.
+    def _connected_from_pool(self) -> bool:
+        """Django's connect(), for a connection of this wrapper's pool; False if it has none.
 
         It leaves the wrapper as Django's does (tests/test_pooling.py compares the
         two), without the calls that would cost more than the rest of a reused
         checkout: the connection parameters are the pool's, and a reused
-        connection is usually set up already.
+        connection is usually set up already. False, having done nothing, when
+        Django's connect() must run: the wrapper is not pooled, its settings are
+        not its pool's (a copy()), or the Django release is not one followed.
         """
+        pool = self._pool
+        if pool is None or pool.disposed:  # the pool property, inlined
+            pool = self.pool if self._pooled else None
+        if pool is None or not _OWN_PATHS or pool.settings_dict is not self.settings_dict:
+            return False
         # All that check_settings() checks, in the releases followed: skip the call.
         if self.settings_dict["TIME_ZONE"] is not None:
             self.check_settings()
@@ -282,6 +290,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         if connection_created.receivers:  # Signal.send() asks the same first, after a call
             connection_created.send(sender=self.__class__, connection=self)
         self.run_on_commit = []
+        return True
 
     def close_if_unusable_or_obsolete(self) -> None:
         # Django's version, when it ends in close() because the connection outlived
