@@ -21,6 +21,7 @@
 #include <Python.h>
 #include <structmember.h>
 #include <poll.h>
+#include <time.h>
 
 /* As in _probes.c: anything to read on an idle connection means the server is gone. */
 #define HUNG_UP (POLLIN | POLLPRI | POLLERR | POLLHUP | POLLNVAL)
@@ -51,6 +52,7 @@ typedef struct {
     PyObject *wall_clock;        /* time.time, as SQLAlchemy's record times are */
     PyObject *monotonic;         /* time.monotonic, as the lease's are */
     Py_ssize_t max_idle;         /* 0: no limit */
+    int clocks_direct;           /* the clocks are time.time and time.monotonic, read directly */
     Py_ssize_t handed_over;      /* calls passed on to the Python methods */
     int stopped;                 /* the pool is disposed or orphaned: all goes to Python */
 } HotPath;
@@ -73,6 +75,14 @@ static PyObject *str_dbapi_connection, *str_starttime, *str_soft_invalidate_time
 
 /* ------------------------------------------------------------------ helpers */
 
+/* number as a C double (-1.0 with an error set on failure): a float's own value
+ * without a call, as most of the numbers read here are. */
+static inline double
+as_double(PyObject *number)
+{
+    return PyFloat_CheckExact(number) ? PyFloat_AS_DOUBLE(number) : PyFloat_AsDouble(number);
+}
+
 /* obj.name as a C double; -1 with an error set on failure. */
 static int
 attribute_as_double(PyObject *obj, PyObject *name, double *value)
@@ -81,7 +91,7 @@ attribute_as_double(PyObject *obj, PyObject *name, double *value)
     if (attribute == NULL) {
         return -1;
     }
-    *value = PyFloat_AsDouble(attribute);
+    *value = as_double(attribute);
     Py_DECREF(attribute);
     return (*value == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
@@ -99,18 +109,42 @@ attribute_is_true(PyObject *obj, PyObject *name)
     return truth;
 }
 
-/* A clock's reading as a C double; -1 with an error set on failure. */
+/* A clock's reading as a C double; -1 with an error set on failure. With
+ * clocks_direct, clock_gettime(clock_id) itself, converted as Python's time.time()
+ * and time.monotonic() convert it on Linux (the same reading, without a call into
+ * the time module); else a call of clock. */
 static int
-read_clock(PyObject *clock, double *now)
+read_clock(HotPath *self, PyObject *clock, int clock_id, double *now)
 {
-    PyObject *reading = PyObject_CallNoArgs(clock);
-    if (reading == NULL) {
+#ifdef __linux__
+    struct timespec reading;
+    if (self->clocks_direct && clock_gettime((clockid_t)clock_id, &reading) == 0) {
+        long long ns = (long long)reading.tv_sec * 1000000000LL + reading.tv_nsec;
+        /* _PyTime_AsSecondsDouble(): whole seconds exactly, else ns / 1e9. */
+        *now = ns % 1000000000LL == 0 ? (double)(ns / 1000000000LL) : (double)ns / 1e9;
+        return 0;
+    }
+#else
+    (void)self;
+    (void)clock_id;
+#endif
+    PyObject *value = PyObject_CallNoArgs(clock);
+    if (value == NULL) {
         return -1;
     }
-    *now = PyFloat_AsDouble(reading);
-    Py_DECREF(reading);
+    *now = as_double(value);
+    Py_DECREF(value);
     return (*now == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
+
+/* time.time() and time.monotonic(), as read_clock() reads them. */
+#ifdef __linux__
+#define read_wall_clock(self, now) read_clock((self), (self)->wall_clock, CLOCK_REALTIME, (now))
+#define read_monotonic(self, now) read_clock((self), (self)->monotonic, CLOCK_MONOTONIC, (now))
+#else
+#define read_wall_clock(self, now) read_clock((self), (self)->wall_clock, 0, (now))
+#define read_monotonic(self, now) read_clock((self), (self)->monotonic, 0, (now))
+#endif
 
 /* Call callable() for its effect; 0, or -1 with an error set. */
 static int
@@ -152,7 +186,7 @@ unchanged_connection(HotPath *self, PyObject *record)
     }
     if (attribute_as_double(record, str_starttime, &started) < 0
         || attribute_as_double(self->queue_pool, str_recycle, &recycle) < 0
-        || (recycle > -1 && (read_clock(self->wall_clock, &now) < 0 || now - started > recycle))
+        || (recycle > -1 && (read_wall_clock(self, &now) < 0 || now - started > recycle))
         || attribute_as_double(self->queue_pool, str_invalidate_time, &invalidated) < 0
         || invalidated > started
         || attribute_as_double(record, str_soft_invalidate_time, &soft_invalidated) < 0
@@ -205,7 +239,7 @@ static int
 lend_to(HotPath *self, LeaseFields *lease, PyObject *record, PyObject *connection, PyObject *session)
 {
     double now;
-    if (read_clock(self->monotonic, &now) < 0) {
+    if (read_monotonic(self, &now) < 0) {
         return -1;
     }
     Py_XSETREF(lease->pool, Py_NewRef(self->pool));
@@ -332,10 +366,10 @@ plain_check_in(HotPath *self, LeaseFields *lease)
 static int
 put_back_idle(HotPath *self, LeaseFields *lease)
 {
-    double now, since = PyFloat_AsDouble(lease->since);
+    double now, since = as_double(lease->since);
     PyObject *record = lease->record; /* the lease's reference, now the caller's */
     lease->record = Py_NewRef(Py_None);
-    int failed = (since == -1.0 && PyErr_Occurred()) || read_clock(self->monotonic, &now) < 0;
+    int failed = (since == -1.0 && PyErr_Occurred()) || read_monotonic(self, &now) < 0;
     PyObject *used = failed ? NULL : PyFloat_FromDouble(now - since);
     failed = used == NULL || call_one(self->record_use, used) < 0;
     Py_XDECREF(used);
@@ -376,6 +410,24 @@ stop(HotPath *self, PyObject *unused)
 
 /* ------------------------------------------------------------------ the type */
 
+/* 1 if wall_clock and monotonic are the time module's time() and monotonic(), 0 if
+ * not (a test's clocks, say: then they are called), -1 with an error set. */
+static int
+are_time_functions(PyObject *wall_clock, PyObject *monotonic)
+{
+    PyObject *time_module = PyImport_ImportModule("time");
+    if (time_module == NULL) {
+        return -1;
+    }
+    PyObject *time_time = PyObject_GetAttrString(time_module, "time");
+    PyObject *time_monotonic = time_time == NULL ? NULL : PyObject_GetAttrString(time_module, "monotonic");
+    Py_DECREF(time_module);
+    int same = time_monotonic == NULL ? -1 : (wall_clock == time_time && monotonic == time_monotonic);
+    Py_XDECREF(time_time);
+    Py_XDECREF(time_monotonic);
+    return same;
+}
+
 static int
 HotPath_init(HotPath *self, PyObject *args, PyObject *kwargs)
 {
@@ -412,6 +464,11 @@ HotPath_init(HotPath *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->put_idle, put_idle);
     Py_XSETREF(self->budget_line, budget_line);
     self->max_idle = max_idle;
+    int direct = are_time_functions(wall_clock, monotonic);
+    if (direct < 0) {
+        return -1;
+    }
+    self->clocks_direct = direct;
     self->stopped = 0;
     return 0;
 }

@@ -109,3 +109,25 @@ def test_without_the_extension_the_python_methods_do_it_all(make_wrapper: Any, m
     assert wrapper.pool.hot_path is None
     assert "checkout" not in vars(wrapper.pool) and "checkin" not in vars(wrapper.pool)
     assert (pool_stats(wrapper)["checkouts"], pool_stats(wrapper)["connects"]) == (3, 1)
+
+
+def test_the_c_checkout_reads_the_clocks_python_reads(make_wrapper: Any) -> None:
+    """The lease's start is time.monotonic()'s, and recycling compares time.time() readings.
+
+    The C checkout reads both clocks with clock_gettime() on Linux: a clock mixed up
+    there would make use times and recycling wrong without a failed request.
+    """
+    wrapper = make_wrapper(pool={"recycle": 3600})
+    request_cycle(wrapper)  # opens the connection, in Python
+    handed_over = hot_path_of(wrapper).handed_over
+    before = time.monotonic()
+    first = connection_id(wrapper)
+    after = time.monotonic()
+    assert hot_path_of(wrapper).handed_over == handed_over, "the checkout did not run in C"
+    assert before <= wrapper._lease.since <= after
+    record = wrapper._lease.record
+    wrapper.close()
+    # Started an hour and a second ago by time.time(): due for recycling.
+    record.starttime = time.time() - 3601
+    assert connection_id(wrapper) != first
+    wrapper.close()
