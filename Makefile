@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/request_cycle.py --json .cache/bench/request_cycle.json
 	$(BIN)/python bench/same_process.py --control
 	$(BIN)/python bench/same_process.py pooled
+	$(BIN)/python bench/same_process.py --phases
 	$(BIN)/python bench/job_queue.py --json .cache/bench/job_queue.json
 	$(BIN)/python bench/web_requests.py --json .cache/bench/web_requests.json
 	$(BIN)/python bench/chart.py .cache/bench/request_cycle.json .cache/bench/job_queue.json \

@@ -119,7 +119,8 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         # A subclass's own connect() is called, as Django calls it; this class's is
         # skipped on the way from ensure_connection(), which does its work itself:
         # in the cold start of a request each Python call costs about 0.5 µs
-        # (bench/same_process.py --phases).
+        # (bench/same_process.py --phases). Decided per class: a connect() patched
+        # on one instance (a test's mock) is not called from there; patch the class.
         self._own_pooled_connect = self._pooled and type(self).connect is DatabaseWrapper.connect
 
     @property
