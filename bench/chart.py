@@ -78,7 +78,8 @@ def request_cycle_panel(ratios: Any, network: Any, request_cycle: dict[str, Any]
     ratios.legend()
 
     # The control would draw persistent's line twice.
-    one_thread = [row for row in rows if row["threads"] == 1 and row["config"] != "persistent-again"]
+    control = request_cycle.get("control")
+    one_thread = [row for row in rows if row["threads"] == 1 and row["config"] != control]
     draw_projection(network, one_thread)
 
 

@@ -680,6 +680,7 @@ def write_json(
         "seconds": seconds,
         "rounds": rounds,
         "layouts": layouts,
+        "control": CONTROL,
         "warmup_seconds": WARMUP_SECONDS,
         "rows": [asdict(row) for row in rows],
         "targets": [asdict(target) for target in found],

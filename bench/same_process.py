@@ -37,8 +37,9 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -46,6 +47,8 @@ from bench.request_cycle import CONFIGS_BY_NAME, REFERENCE, database_settings, v
 from tests.dbserver import Server, test_server
 
 WARMUP_REQUESTS = 500
+# What a block of request cycles returns: its times.
+Result = TypeVar("Result")
 
 
 def configure(server: Server, config: str, control: bool) -> tuple[str, str]:
@@ -98,16 +101,8 @@ def phases_block(wrapper: Any, requests: int) -> tuple[float, ...]:
 
 def measure_phases(aliases: tuple[str, str], rounds: int, requests: int) -> list[list[float]]:
     """Per alias (reference, then measured): the median over the rounds of each phase's ns per request."""
-    from django.db import connections
-
-    wrappers = [connections[alias] for alias in aliases]
-    for wrapper in wrappers:
-        phases_block(wrapper, WARMUP_REQUESTS)
-    per_round: list[list[tuple[float, ...]]] = [[], []]
-    for round_index in range(rounds):
-        for index in (0, 1) if round_index % 2 else (1, 0):
-            per_round[index].append(phases_block(wrappers[index], requests))
-    return [[statistics.median(phase) for phase in zip(*timings, strict=True)] for timings in per_round]
+    timings = alternating_blocks(aliases, rounds, requests, phases_block)
+    return [[statistics.median(phase) for phase in zip(*blocks, strict=True)] for blocks in timings]
 
 
 def phases_table(name: str, medians: list[list[float]]) -> str:
@@ -123,19 +118,31 @@ def phases_table(name: str, medians: list[list[float]]) -> str:
 
 def measure(aliases: tuple[str, str], rounds: int, requests: int) -> tuple[list[float], list[float]]:
     """Per round: the measured alias's wall time and CPU time, divided by the reference's."""
+    references, measured = alternating_blocks(aliases, rounds, requests, block)
+    pairs = list(zip(measured, references, strict=True))
+    wall_ratios = [wall / reference_wall for (wall, _), (reference_wall, _) in pairs]
+    cpu_ratios = [cpu / reference_cpu for (_, cpu), (_, reference_cpu) in pairs]
+    return wall_ratios, cpu_ratios
+
+
+def alternating_blocks(
+    aliases: tuple[str, str], rounds: int, requests: int, run_block: Callable[[Any, int], Result]
+) -> tuple[list[Result], list[Result]]:
+    """``run_block(wrapper, requests)`` of the reference's and the measured alias's, per round.
+
+    Both warmed up first; then a block of each per round, the measured alias first
+    in even rounds and second in odd ones.
+    """
     from django.db import connections
 
-    reference, measured = (connections[alias] for alias in aliases)
-    for wrapper in (reference, measured):
-        block(wrapper, WARMUP_REQUESTS)
-    wall_ratios, cpu_ratios = [], []
+    wrappers = [connections[alias] for alias in aliases]
+    for wrapper in wrappers:
+        run_block(wrapper, WARMUP_REQUESTS)
+    results: tuple[list[Result], list[Result]] = ([], [])
     for round_index in range(rounds):
-        order = (reference, measured) if round_index % 2 else (measured, reference)
-        times = {id(wrapper): block(wrapper, requests) for wrapper in order}
-        (wall, cpu), (reference_wall, reference_cpu) = times[id(measured)], times[id(reference)]
-        wall_ratios.append(wall / reference_wall)
-        cpu_ratios.append(cpu / reference_cpu)
-    return wall_ratios, cpu_ratios
+        for index in (0, 1) if round_index % 2 else (1, 0):
+            results[index].append(run_block(wrappers[index], requests))
+    return results
 
 
 def main(argv: list[str]) -> int:

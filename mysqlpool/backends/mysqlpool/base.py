@@ -121,7 +121,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         # in the cold start of a request each Python call costs about 0.5 µs
         # (bench/same_process.py --phases). Decided per class: a connect() patched
         # on one instance (a test's mock) is not called from there; patch the class.
-        self._own_pooled_connect = self._pooled and type(self).connect is DatabaseWrapper.connect
+        self._own_connect = type(self).connect is DatabaseWrapper.connect
 
     @property
     def pool(self) -> AliasPool:
@@ -236,8 +236,10 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         if self.in_atomic_block and self.closed_in_transaction:
             raise ProgrammingError("Cannot open a new connection in an atomic block.")
         try:
-            if not (self._own_pooled_connect and self._connected_from_pool()):
+            if not self._own_connect:
                 self.connect()
+            elif not self._connected_from_pool():  # connect() without its event loop check
+                _django_connect(self)
         except Exception:
             with self.wrap_database_errors:
                 raise
