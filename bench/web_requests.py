@@ -32,16 +32,26 @@ Each configuration is a way for the page to reach the database:
 * ``persistent, 4 threads``, under gunicorn only: persistent with 4 threads per
   worker, as many connections as mysqlpool's 8, none shared: what 8 connections
   can serve without a pool.
+* ``mysqlpool, 8 per worker``, under gunicorn only: a pool and a budget of 8 per
+  worker, one connection per thread, so that no thread ever waits: what the pool
+  costs without the budget's sharing.
+* the reference again (``persistent-again``, ``per-request-again``): the control,
+  in processes of its own. Its ratio to the reference is what two servers of one
+  configuration differ by in the run: the resolution of the others' ratios.
 
-Method: the machine is small and shared, so each round starts the server afresh
-for each configuration, one server after the other, in orders rotated from round
-to round, warms it up, then measures for ``--seconds``; every figure is divided by
-the reference's on the same server in the same round, and the tables show the
-medians. The server's connections on the benchmark's database are sampled (SHOW
-PROCESSLIST, every 50 ms) while wrk runs. Targets for mysqlpool, on each server:
-at least 0.95x the reference's requests/s, at most 1.10x its p99 latency, at most 8
-server connections, no error. The exit status is 0 even when a target is missed: this is a
-report.
+Method: the machine is small and shared, and its speed drifts over seconds. So
+every configuration of a web server runs at once, each in a server of its own on a
+database of its own, and is warmed up; then, in each round, wrk loads each in turn
+for ``--seconds`` (a slice), in an order shuffled per round, while the others idle.
+Each figure is divided by the reference's in the same round, and the tables show
+the medians of those ratios: two slices of a round are seconds apart. Only
+``persistent`` under uvicorn cannot idle beside the others, as its sessions are
+never closed: it is started, warmed up and stopped again for each of its slices,
+and the next slice waits for its sessions to end. The server's connections on a
+configuration's database are sampled (SHOW PROCESSLIST, every 50 ms) during its
+slices. Targets for mysqlpool, on each server: at least 0.95x the reference's
+requests/s, at most 1.10x its p99 latency, at most 8 server connections, no error.
+The exit status is 0 even when a target is missed: this is a report.
 
 Usage: python bench/web_requests.py [--server gunicorn|uvicorn|both] [--seconds S] [--rounds N]
                                     [--json FILE]
@@ -58,7 +68,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +78,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import MySQLdb
-from request_cycle import rotated  # bench/, the script's own directory
+from request_cycle import shuffled  # bench/, the script's own directory
 
 from tests.dbserver import Server, test_server
 from tests.helpers import SessionSampler
@@ -92,6 +103,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
 # pool costs from what serving 8 threads with 4 connections costs.
 SAME_CONNECTIONS = f"persistent, {BUDGET} threads"
 CONFIGS[SAME_CONNECTIONS] = CONFIGS["persistent"]
+# Under gunicorn, mysqlpool with a connection for each thread: nobody waits.
+NO_WAITING = f"mysqlpool, {THREADS} per worker"
+CONFIGS[NO_WAITING] = {"OPTIONS": {"pool": {"pool_size": THREADS, "max_overflow": 0}}}
+BUDGETS = {"mysqlpool": BUDGET, NO_WAITING: THREADS}
+# The controls: each server's reference again, in processes of its own.
+CONTROLS = {"persistent": "persistent-again", "per-request": "per-request-again"}
+CONFIGS.update({control: CONFIGS[reference] for reference, control in CONTROLS.items()})
 MIN_THROUGHPUT, MAX_P99, MAX_CONNECTIONS = 0.95, 1.10, WORKERS * BUDGET
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
@@ -112,10 +130,10 @@ def seconds(text: str) -> float:
     return float(value) * _UNITS[unit]
 
 
-def run_wrk(url: str, duration: float) -> dict[str, float]:
+def run_wrk(url: str, duration: int) -> dict[str, float]:
     """``wrk --latency`` for ``duration`` seconds: requests/s, p50, p99 and errors."""
     output = subprocess.run(
-        ["wrk", "-t", "2", "-c", str(WRK_CONNECTIONS), "-d", f"{duration:g}s", "--latency", url],
+        ["wrk", "-t", "2", "-c", str(WRK_CONNECTIONS), "-d", f"{duration}s", "--latency", url],
         capture_output=True,
         text=True,
         check=True,
@@ -134,15 +152,16 @@ def run_wrk(url: str, duration: float) -> dict[str, float]:
 @dataclass(frozen=True)
 class WebServerSetup:
     """A server as the benchmark runs it: ``python -m MODULE ARGUMENTS``, the page wrk loads,
-    the configuration the others are divided by (see the docstring), and whether it
-    runs SAME_CONNECTIONS (with threads: ``{threads}`` in ARGUMENTS)."""
+    the configuration the others are divided by (see the docstring), the others, and
+    those that cannot idle beside the others (started anew for each slice)."""
 
     module: str
     description: str
     arguments: tuple[str, ...]
     page: str
     reference: str
-    threaded: bool
+    others: tuple[str, ...]
+    fresh_each_slice: frozenset[str] = frozenset()
 
     def arguments_for(self, config: str) -> tuple[str, ...]:
         threads = BUDGET if config == SAME_CONNECTIONS else THREADS
@@ -150,7 +169,7 @@ class WebServerSetup:
 
     @property
     def configs(self) -> list[str]:
-        return [name for name in CONFIGS if self.threaded or name != SAME_CONNECTIONS]
+        return [self.reference, CONTROLS[self.reference], *self.others]
 
 
 SERVERS = {
@@ -160,7 +179,7 @@ SERVERS = {
          "--threads", "{threads}"),
         "page",
         "persistent",
-        True,
+        ("mysqlpool", SAME_CONNECTIONS, NO_WAITING, "django-db-connection-pool", "per-request"),
     ),
     "uvicorn": WebServerSetup(
         "uvicorn", f"uvicorn, {WORKERS} workers, the async /async-page",
@@ -168,69 +187,106 @@ SERVERS = {
          "--lifespan", "off", "--no-access-log"),
         "async-page",
         "per-request",
-        False,
+        ("mysqlpool", "django-db-connection-pool", "persistent"),
+        fresh_each_slice=frozenset({"persistent"}),
     ),
 }  # fmt: skip
 
 
-def measure(server: Server, setup: WebServerSetup, name: str, duration: float, logs: Path) -> Measurement:
-    """Start the web server for configuration ``name``, warm it up, measure, stop it."""
-    budget = {"BENCH_WEB_BUDGET": str(BUDGET)} if name == "mysqlpool" else {}
+def database_of(web: str, config: str) -> str:
+    """The database of one configuration's server: its sessions are counted apart."""
+    return f"{DATABASE}_{web}_{SERVERS[web].configs.index(config)}"
+
+
+def start_web_server(server: Server, web: str, name: str, logs: Path) -> WebServer:
+    """Start the web server ``web`` for configuration ``name`` (stopped when its context exits)."""
+    setup = SERVERS[web]
+    budget = {"BENCH_WEB_BUDGET": str(BUDGETS[name])} if name in BUDGETS else {}
+    return WebServer(
+        server, logs / f"{web}-{name}.log", setup.module, *setup.arguments_for(name),
+        settings="bench.web_settings", database=database_of(web, name),
+        BENCH_WEB_DATABASE=json.dumps(CONFIGS[name]), **budget,
+    )  # fmt: skip
+
+
+def page_of(web: str, web_server: WebServer) -> str:
+    return f"{web_server.url}/{SERVERS[web].page}"
+
+
+def measure_slice(server: Server, web: str, name: str, web_server: WebServer, duration: int) -> Measurement:
+    """wrk on a running, warmed-up server for ``duration`` s, its sessions sampled meanwhile."""
+    sampler = SessionSampler(watcher_settings(server, database_of(web, name)), interval=0.05)
+    with sampler:
+        figures = run_wrk(page_of(web, web_server), duration)
+    return Measurement(**figures, peak_connections=sampler.peak)  # type: ignore[arg-type]
+
+
+def measure_fresh(server: Server, web: str, name: str, duration: int, logs: Path) -> Measurement:
+    """Start the server, warm it up, measure a slice, stop it; return once its sessions ended."""
     # Connected before the web server starts: under uvicorn, "persistent" fills the
     # server's max_connections during the warm-up, and then no connection is accepted.
-    sampler = SessionSampler(watcher_settings(server), interval=0.05)
-    with WebServer(
-        server, logs / f"{setup.module}-{name}.log", setup.module, *setup.arguments_for(name),
-        settings="bench.web_settings", database=DATABASE,
-        BENCH_WEB_DATABASE=json.dumps(CONFIGS[name]), **budget,
-    ) as web:  # fmt: skip
-        url = f"{web.url}/{setup.page}"
-        run_wrk(url, WARMUP_SECONDS)
+    sampler = SessionSampler(watcher_settings(server, database_of(web, name)), interval=0.05)
+    with start_web_server(server, web, name, logs) as web_server:
+        run_wrk(page_of(web, web_server), WARMUP_SECONDS)
         with sampler:
-            figures = run_wrk(url, duration)
+            figures = run_wrk(page_of(web, web_server), duration)
             peak = sampler.peak
-            web.stop()
-            # The next configuration starts once the server has ended this one's sessions.
+            web_server.stop()
+            # The next slice starts once the server has ended this one's sessions.
             wait_for(lambda: sampler.counts[-1:] == [0], timeout=60, what=f"the sessions of {name} ended")
     return Measurement(**figures, peak_connections=peak)  # type: ignore[arg-type]
 
 
-def watcher_settings(server: Server) -> dict[str, Any]:
-    return {"NAME": DATABASE, "HOST": server.host, "PORT": server.port, "USER": server.user,
+def watcher_settings(server: Server, database: str) -> dict[str, Any]:
+    return {"NAME": database, "HOST": server.host, "PORT": server.port, "USER": server.user,
             "PASSWORD": server.password}  # fmt: skip
 
 
-def create_database(server: Server) -> None:
+def create_databases(server: Server, databases: list[str]) -> None:
     connection = MySQLdb.connect(
         host=server.host, port=server.port, user=server.user, password=server.password
     )
     with closing(connection), connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+        for database in databases:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
 
 
 # Each round: server -> configuration -> its measurement.
 Rounds = list[dict[str, dict[str, Measurement]]]
 
 
-def run_rounds(server: Server, servers: list[str], duration: float, rounds: int, logs: Path) -> Rounds:
-    """Every configuration on every server, per round; the orders rotate from round to round."""
-    results: Rounds = []
-    for index in range(rounds):
-        results.append({})
-        for web in rotated(servers, index):
-            results[-1][web] = measure_configurations(
-                server, web, rotated(SERVERS[web].configs, index), duration, logs
-            )
-            line = ", ".join(f"{name} {m.requests_per_second:,.0f}" for name, m in results[-1][web].items())
+def run_rounds(server: Server, servers: list[str], duration: int, rounds: int, logs: Path) -> Rounds:
+    """Every configuration of every server, a slice each per round (see the docstring)."""
+    create_databases(server, [database_of(web, name) for web in servers for name in SERVERS[web].configs])
+    results: Rounds = [{} for _ in range(rounds)]
+    for web in servers:
+        for index, measurements in enumerate(measure_server(server, web, duration, rounds, logs)):
+            results[index][web] = measurements
+            line = ", ".join(f"{name} {m.requests_per_second:,.0f}" for name, m in measurements.items())
             print(f"round {index + 1}/{rounds}, {web}, req/s: {line}", file=sys.stderr)
     return results
 
 
-def measure_configurations(
-    server: Server, web: str, names: list[str], duration: float, logs: Path
-) -> dict[str, Measurement]:
-    """``names`` on server ``web``, one after the other: each close in time to the reference."""
-    return {name: measure(server, SERVERS[web], name, duration, logs) for name in names}
+def measure_server(
+    server: Server, web: str, duration: int, rounds: int, logs: Path
+) -> Iterator[dict[str, Measurement]]:
+    """Each round's measurements of the configurations of web server ``web``, all running at once."""
+    setup = SERVERS[web]
+    with ExitStack() as stack:
+        running = {
+            name: stack.enter_context(start_web_server(server, web, name, logs))
+            for name in setup.configs
+            if name not in setup.fresh_each_slice
+        }
+        for web_server in running.values():
+            run_wrk(page_of(web, web_server), WARMUP_SECONDS)
+        for index in range(rounds):
+            yield {
+                name: measure_slice(server, web, name, running[name], duration)
+                if name in running
+                else measure_fresh(server, web, name, duration, logs)
+                for name in shuffled(setup.configs, index)
+            }
 
 
 @dataclass(frozen=True)
@@ -327,19 +383,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="the web server(s) to measure (default both)",
     )
     parser.add_argument(
-        "--seconds", type=float, default=10.0, help="timed seconds per measurement (default 10)"
+        "--seconds", type=int, default=2, help="whole seconds of each slice of wrk (default 2)"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over all configurations (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=15, help="rounds of a slice per configuration (default 15)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.seconds < 1:
+        parser.error(f"--seconds must be 1 or more, not {args.seconds}")
+    if args.rounds < 1:
+        parser.error(f"--rounds must be 1 or more, not {args.rounds}")
+    return args
 
 
 def report(args: argparse.Namespace, servers: list[str], results: Rounds, logs: Path) -> list[Row]:
     """Print each server's table and verdict; every server's rows."""
     print(
-        f"A page of 3 queries, wrk with {WRK_CONNECTIONS} connections: {args.rounds} rounds of "
-        f"{args.seconds:g} s; medians; ratios to the reference on the same server; peak connections = "
-        f"the most the server listed at once (server logs in {logs})."
+        f"A page of 3 queries, wrk with {WRK_CONNECTIONS} connections: {args.rounds} rounds of a "
+        f"{args.seconds:g} s slice per configuration, all running at once; medians of the ratios to "
+        "the reference in the same round; the control is the reference in servers of its own; peak "
+        f"connections = the most the server listed at once (server logs in {logs})."
     )
     rows = []
     for web in servers:
@@ -361,7 +425,6 @@ def main(argv: list[str]) -> int:
     servers = list(SERVERS) if args.server == "both" else [args.server]
     logs = Path(tempfile.mkdtemp(prefix="mysqlpool-bench-web-"))
     with test_server() as server:
-        create_database(server)
         results = run_rounds(server, servers, args.seconds, args.rounds, logs)
     rows = report(args, servers, results, logs)
     if args.json is not None:
@@ -371,6 +434,7 @@ def main(argv: list[str]) -> int:
             "targets": {"throughput_ratio": MIN_THROUGHPUT, "p99_ratio": MAX_P99},
             "servers": {web: SERVERS[web].description for web in servers},
             "references": {web: SERVERS[web].reference for web in servers},
+            "controls": {web: CONTROLS[SERVERS[web].reference] for web in servers},
             "rows": [asdict(row) for row in rows],
             "runs": [{web: {name: asdict(m) for name, m in r[web].items()} for web in r} for r in results],
         }  # fmt: skip
