@@ -17,7 +17,8 @@ from matplotlib.axes import Axes
 matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-# The configurations of bench/request_cycle.py, as a reader knows them.
+# The configurations of bench/request_cycle.py (and the web benchmark's of the same
+# name), as a reader knows them.
 LABELS = {
     "pooled": "mysqlpool",
     "pooled-reset": 'mysqlpool,\n"session" reset',
@@ -109,7 +110,7 @@ def web_panel(web: Any, server: str, web_requests: dict[str, Any]) -> None:
         web.bar(
             [i + offset * width for i in range(len(rows))], [row[field] for row in rows], width, label=label
         )
-    labels = [web_label(row) for row in rows]
+    labels = [web_label(row, reference, web_requests["controls"][server]) for row in rows]
     web.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))], labels, fontsize=8)
     web.axhline(1.0, color="grey", linewidth=0.8)
     for field, limit in web_requests["targets"].items():
@@ -129,14 +130,20 @@ def web_panel(web: Any, server: str, web_requests: dict[str, Any]) -> None:
     web.legend(fontsize=8)
 
 
-def web_label(row: dict[str, Any]) -> str:
-    """The configuration, its peak server connections and its errors, if any.
+def web_label(row: dict[str, Any], reference: str, control: str) -> str:
+    """The configuration (the control as the reference's), its peak server connections
+    and its errors, if any, on lines short enough for eight configurations side by side.
 
     Errors are shown because a configuration that failed requests (persistent under
     uvicorn reaches the server's max_connections) answered some of them too fast.
     """
+    config = row["config"]
+    if config == control:
+        name = f"{reference}\n(control)"
+    else:
+        name = LABELS.get(config, config.replace(", ", ",\n"))
     errors = f", {row['errors']} errors" if row["errors"] else ""
-    return f"{row['config']}\n{row['peak_connections']} connections{errors}"
+    return f"{name}\n{row['peak_connections']} connections{errors}"
 
 
 def layout(servers: list[str]) -> list[list[str]]:

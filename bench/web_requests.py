@@ -32,6 +32,8 @@ Each configuration is a way for the page to reach the database:
 * ``persistent, 4 threads``, under gunicorn only: persistent with 4 threads per
   worker, as many connections as mysqlpool's 8, none shared: what 8 connections
   can serve without a pool.
+* ``mysqlpool, 4 threads``, under gunicorn only: mysqlpool's budget of 4 with 4
+  threads per worker, as README's Sizing advises: no thread waits for a connection.
 * ``mysqlpool, 8 per worker``, under gunicorn only: a pool and a budget of 8 per
   worker, one connection per thread, so that no thread ever waits: what the pool
   costs without the budget's sharing.
@@ -106,7 +108,13 @@ CONFIGS[SAME_CONNECTIONS] = CONFIGS["persistent"]
 # Under gunicorn, mysqlpool with a connection for each thread: nobody waits.
 NO_WAITING = f"mysqlpool, {THREADS} per worker"
 CONFIGS[NO_WAITING] = {"OPTIONS": {"pool": {"pool_size": THREADS, "max_overflow": 0}}}
-BUDGETS = {"mysqlpool": BUDGET, NO_WAITING: THREADS}
+# Under gunicorn, mysqlpool with as many threads per worker as its budget: the
+# advice of README's Sizing, where a thread never waits for a connection.
+THREADS_AS_BUDGET = f"mysqlpool, {BUDGET} threads"
+CONFIGS[THREADS_AS_BUDGET] = CONFIGS["mysqlpool"]
+BUDGETS = {"mysqlpool": BUDGET, NO_WAITING: THREADS, THREADS_AS_BUDGET: BUDGET}
+# The configurations run with BUDGET threads per worker, not THREADS.
+FEWER_THREADS = {SAME_CONNECTIONS, THREADS_AS_BUDGET}
 # The controls: each server's reference again, in processes of its own.
 CONTROLS = {"persistent": "persistent-again", "per-request": "per-request-again"}
 CONFIGS.update({control: CONFIGS[reference] for reference, control in CONTROLS.items()})
@@ -164,7 +172,7 @@ class WebServerSetup:
     fresh_each_slice: frozenset[str] = frozenset()
 
     def arguments_for(self, config: str) -> tuple[str, ...]:
-        threads = BUDGET if config == SAME_CONNECTIONS else THREADS
+        threads = BUDGET if config in FEWER_THREADS else THREADS
         return tuple(argument.format(threads=threads) for argument in self.arguments)
 
     @property
@@ -179,7 +187,8 @@ SERVERS = {
          "--threads", "{threads}"),
         "page",
         "persistent",
-        ("mysqlpool", SAME_CONNECTIONS, NO_WAITING, "django-db-connection-pool", "per-request"),
+        ("mysqlpool", SAME_CONNECTIONS, THREADS_AS_BUDGET, NO_WAITING, "django-db-connection-pool",
+         "per-request"),
     ),
     "uvicorn": WebServerSetup(
         "uvicorn", f"uvicorn, {WORKERS} workers, the async /async-page",
