@@ -38,3 +38,4 @@ class LeaseFields:
     connection: Any
     session: Any
     since: float
+    previous: Any

@@ -74,11 +74,14 @@ _SHOWN_PARAMS = ("host", "port", "unix_socket", "database", "user")
 class _LeaseFields:
     """What a lease holds (the hot path's LeaseFields in C holds the same, as C fields)."""
 
-    __slots__ = ("connection", "pool", "record", "session", "since")
+    __slots__ = ("connection", "pool", "previous", "record", "session", "since")
 
     def __init__(self) -> None:
         self.pool: AliasPool | None = None
         self.record: ConnectionPoolEntry | None = None
+        # The record lent last, kept after the check-in: the next checkout takes it
+        # again if it is idle (Lender.take_idle_for).
+        self.previous: ConnectionPoolEntry | None = None
         self.connection: PooledConnection | None = None
         # The session settings the connection was set up with; None if it is new.
         self.session: Any = None
@@ -183,7 +186,9 @@ class AliasPool:
                 timeout=self._timeout,
             )
             # The checkout's common case, bound once: an idle record, taken without a lock.
-            self._take_idle: Callable[[], ConnectionPoolEntry] = self._lender.take_idle
+            self._take_idle_for: Callable[[ConnectionPoolEntry | None], ConnectionPoolEntry] = (
+                self._lender.take_idle_for
+            )
         self.hot_path = self._hot_path_in_c()
         # Set by a thread that counted its next connection in the budget already.
         self._reserved = threading.local()
@@ -332,7 +337,7 @@ class AliasPool:
                     try:
                         # The common case, inlined: an idle connection and nobody in line
                         # (while anyone waits, nothing idles: returns go to the line).
-                        record = self._take_idle()
+                        record = self._take_idle_for(lease.previous)
                     except IndexError:
                         started = started or self._slow_checkout()
                         record = self._lender.record_in_turn()
@@ -349,6 +354,7 @@ class AliasPool:
                 raise
             if not dead:
                 lease.pool, lease.record, lease.connection, lease.session = self, record, connection, session
+                lease.previous = record
                 lease.since = now = _monotonic()
                 if started:
                     self._record_wait(now - started)

@@ -35,6 +35,25 @@ def test_an_exhausted_pool_raises_a_django_operational_error(make_wrapper: Any) 
     request_cycle(waiter)  # the pool works once the connection is back
 
 
+@pytest.mark.parametrize("use_lifo", [False, True])
+def test_a_wrapper_gets_back_the_connection_it_had_while_that_one_is_idle(
+    make_wrapper: Any, use_lifo: bool
+) -> None:
+    first = make_wrapper(pool={"pool_size": 2, "max_overflow": 0, "use_lifo": use_lifo})
+    second = type(first)(first.settings_dict, alias=first.alias)
+    owners = [first, second]
+    own = [connection_id(first), connection_id(second)]
+    first.close()
+    second.close()
+    # Both idle, the first's returned first: the order use_lifo asks would give
+    # the first to ask the other's connection.
+    askers = [0, 1] if use_lifo else [1, 0]
+    assert [connection_id(owners[i]) for i in askers] == [own[i] for i in askers]
+    for wrapper in owners:
+        wrapper.close()
+    assert pool_stats(first)["connects"] == 2
+
+
 def thread_in_line(holder: Any, got: list[int]) -> threading.Thread:
     """A thread that waits for a connection of the holder's pool, and notes its id in ``got``."""
 
