@@ -69,7 +69,7 @@ class Lender:
         thread as last time, as with Django's persistent connections, and Linux then
         wakes the two on the same CPU, one after the other; a connection that goes
         from thread to thread makes the scheduler wake them apart, with a thread
-        switch more per query (bench/README.rst: 8-30% more CPU per request under
+        switch more per query (bench/README.rst: 9-30% more CPU per request under
         gunicorn's threads). deque.remove() compares by identity here (records do
         not define ==) and runs without releasing the GIL, so no lock is needed.
         """
