@@ -3,8 +3,9 @@
 SQLAlchemy's QueuePool keeps its idle connection records in a deque and counts the
 room left for new ones (its overflow counter). While a connection is idle and nobody
 waits, a checkout takes it and a check-in puts it back without a lock (both inlined
-in mysqlpool.pooling, the hot path). Once threads
-wait, for the pool or for the budget, they are served first come, first served
+in mysqlpool.pooling, the hot path); a checkout takes the record its lease had last
+if that one is idle (take_idle_for() says why). Once threads wait, for the pool or
+for the budget, they are served first come, first served
 (mysqlpool.waiters): a returned record goes to the first in line, and room freed
 by a closed record goes to the first without room.
 
