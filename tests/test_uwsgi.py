@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import signal
 import sys
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tests import dbserver
 from tests.helpers import Server, SessionSampler
 from tests.processes import wait_for
 from tests.webservers import (
+    Reply,
     WebServer,
     assert_no_connection_shared,
     connections_of,
@@ -61,7 +63,8 @@ UWSGI_END_CODE = 30
 
 # Each worker stops after 120 requests, and the master forks another: by default
 # only once it has lived 60 s.
-RECYCLED = ["--max-requests", "120", "--min-worker-lifetime", "0"]
+MAX_REQUESTS = 120
+RECYCLED = ["--max-requests", str(MAX_REQUESTS), "--min-worker-lifetime", "0"]
 
 
 def start_uwsgi(
@@ -81,29 +84,45 @@ def start_uwsgi(
     )  # fmt: skip
 
 
+def workers_done(log: Path) -> set[int]:
+    """The pids of the workers whose work uWSGI's log says is done (recycled)."""
+    return {int(pid) for pid in re.findall(r"The work of process (\d+) is done", log.read_text())}
+
+
 def workers_running(log: Path, lazy_apps: bool) -> set[int]:
     """The pids of the workers uWSGI's log says serve: spawned or respawned, their work
     not done, and with lazy-apps their application loaded."""
     text = log.read_text()
     started = re.findall(r"^(?:spawned|Respawned) uWSGI worker \d+ \((?:new )?pid: (\d+)", text, re.MULTILINE)
-    done = re.findall(r"The work of process (\d+) is done", text)
-    running = set(started) - set(done)
+    running = {int(pid) for pid in started} - workers_done(log)
     if lazy_apps:
-        running &= set(re.findall(r"^WSGI app \d+ .* ready in .* pid: (\d+)", text, re.MULTILINE))
-    return {int(pid) for pid in running}
+        running &= {
+            int(pid) for pid in re.findall(r"^WSGI app \d+ .* ready in .* pid: (\d+)", text, re.MULTILINE)
+        }
+    return running
 
 
-def stop_recycled(web: WebServer, server: Server, log: Path, lazy_apps: bool = False) -> None:
+def stop_recycled(
+    web: WebServer, server: Server, log: Path, replies: list[Reply], lazy_apps: bool = False
+) -> None:
     """stop_leaving_no_session(), once every recycled worker has been replaced.
 
     uWSGI 2.0's master, stopped while it sleeps before respawning a worker that
     recycled "too fast", still respawns it after killing the others, then waits
     for that worker, which it never kills; with lazy-apps, a worker stopped while
     it loads the application does not end either (CI runs hung so). So SIGTERM
-    goes once the log shows all workers serving; with no more requests, no worker
-    recycles after that.
+    goes once the log shows all workers serving, and every worker that answered
+    its last request (its MAX_REQUESTS-th, counting ``replies`` and the readiness
+    pings) recycled: such a worker still counts as serving until it logs that its
+    work is done, a moment after its last reply (a CI run hung so). With no more
+    requests, no worker recycles after that.
     """
-    wait_for(lambda: len(workers_running(log, lazy_apps)) == WORKERS, what="all uWSGI workers serving")
+    answered = Counter([*(reply.body["pid"] for reply in replies), *web.pinged_by])
+    recycling = {pid for pid, count in answered.items() if count >= MAX_REQUESTS}
+    wait_for(
+        lambda: recycling <= workers_done(log) and len(workers_running(log, lazy_apps)) == WORKERS,
+        what="every recycled uWSGI worker replaced, all serving",
+    )
     stop_leaving_no_session(web, server)
 
 
@@ -134,7 +153,7 @@ def test_concurrent_requests_stay_within_workers_times_budget_and_reuse_connecti
     # Connections are reused: each worker process opened at most its budget.
     assert connects <= len(by_pid) * BUDGET, f"{connects} connects for {len(replies)} requests"
     assert sampler.peak <= WORKERS * BUDGET + len(master)
-    stop_recycled(web, server, log, lazy_apps=mode == "lazy-apps")
+    stop_recycled(web, server, log, replies, lazy_apps=mode == "lazy-apps")
 
 
 def test_a_post_fork_hook_set_after_mysqlpool_runs_after_its_handler(
@@ -151,7 +170,7 @@ def test_a_post_fork_hook_set_after_mysqlpool_runs_after_its_handler(
     assert_no_connection_shared(by_pid, master, server)
     announced = {int(pid) for pid in re.findall(r"^postfork in (\d+)$", log.read_text(), re.MULTILINE)}
     assert set(by_pid) <= announced
-    stop_recycled(web, server, log)
+    stop_recycled(web, server, log, replies)
 
 
 def test_without_a_master_the_only_worker_keeps_the_connection_it_made_at_import(

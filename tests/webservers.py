@@ -109,6 +109,7 @@ class WebServer(ServerProcess):
         return super().command(module)
 
     def own_arguments(self, module: str) -> list[str]:
+        self.pinged_by: list[int] = []
         port = get_port(None)
         assert port is not None
         self.url = f"http://127.0.0.1:{port}"
@@ -127,7 +128,12 @@ class WebServer(ServerProcess):
 
     def ready(self) -> bool:
         assert self.process.poll() is None, self.log.read_text()
-        return get(f"{self.url}/ping").status == 200
+        reply = get(f"{self.url}/ping")
+        if reply.status != 200:
+            return False
+        # Requests outside load()'s replies, for tests that count a worker's requests.
+        self.pinged_by.append(reply.body["pid"])
+        return True
 
     def load(self, path: str, requests: int, clients: int = 16) -> list[Reply]:
         return load(f"{self.url}/{path}", requests, clients)
