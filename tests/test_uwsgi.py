@@ -84,17 +84,16 @@ def start_uwsgi(
     )  # fmt: skip
 
 
-def workers_done(log: Path) -> set[int]:
-    """The pids of the workers whose work uWSGI's log says is done (recycled)."""
-    return {int(pid) for pid in re.findall(r"The work of process (\d+) is done", log.read_text())}
+def workers_done(text: str) -> set[int]:
+    """The pids of the workers whose work uWSGI's log ``text`` says is done (recycled)."""
+    return {int(pid) for pid in re.findall(r"The work of process (\d+) is done", text)}
 
 
-def workers_running(log: Path, lazy_apps: bool) -> set[int]:
-    """The pids of the workers uWSGI's log says serve: spawned or respawned, their work
-    not done, and with lazy-apps their application loaded."""
-    text = log.read_text()
+def workers_running(text: str, lazy_apps: bool) -> set[int]:
+    """The pids of the workers uWSGI's log ``text`` says serve: spawned or respawned,
+    their work not done, and with lazy-apps their application loaded."""
     started = re.findall(r"^(?:spawned|Respawned) uWSGI worker \d+ \((?:new )?pid: (\d+)", text, re.MULTILINE)
-    running = {int(pid) for pid in started} - workers_done(log)
+    running = {int(pid) for pid in started} - workers_done(text)
     if lazy_apps:
         running &= {
             int(pid) for pid in re.findall(r"^WSGI app \d+ .* ready in .* pid: (\d+)", text, re.MULTILINE)
@@ -119,10 +118,12 @@ def stop_recycled(
     """
     answered = Counter([*(reply.body["pid"] for reply in replies), *web.pinged_by])
     recycling = {pid for pid, count in answered.items() if count >= MAX_REQUESTS}
-    wait_for(
-        lambda: recycling <= workers_done(log) and len(workers_running(log, lazy_apps)) == WORKERS,
-        what="every recycled uWSGI worker replaced, all serving",
-    )
+
+    def recycled_and_serving() -> bool:
+        text = log.read_text()  # once: both answers from the same moment
+        return recycling <= workers_done(text) and len(workers_running(text, lazy_apps)) == WORKERS
+
+    wait_for(recycled_and_serving, what="every recycled uWSGI worker replaced, all serving")
     stop_leaving_no_session(web, server)
 
 

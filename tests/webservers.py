@@ -102,6 +102,12 @@ def stop_leaving_no_session(web: ServerProcess, server: Server) -> None:
 class WebServer(ServerProcess):
     """``python -m MODULE ARGS`` (uwsgi: the program) listening on a free port; ready once /ping answers."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The pids that answered the readiness pings: requests outside load()'s
+        # replies, for tests that count a worker's requests.
+        self.pinged_by: list[int] = []
+        super().__init__(*args, **kwargs)
+
     def command(self, module: str) -> list[str]:
         if module == "uwsgi":
             # A program, not a module; pip installs it beside this interpreter.
@@ -109,7 +115,6 @@ class WebServer(ServerProcess):
         return super().command(module)
 
     def own_arguments(self, module: str) -> list[str]:
-        self.pinged_by: list[int] = []
         port = get_port(None)
         assert port is not None
         self.url = f"http://127.0.0.1:{port}"
@@ -131,7 +136,6 @@ class WebServer(ServerProcess):
         reply = get(f"{self.url}/ping")
         if reply.status != 200:
             return False
-        # Requests outside load()'s replies, for tests that count a worker's requests.
         self.pinged_by.append(reply.body["pid"])
         return True
 
