@@ -152,7 +152,9 @@ class ServerProcess:
         """SIGTERM, a graceful stop, after which the server must end as ``exit_codes`` say."""
         self.process.send_signal(signal.SIGTERM)
         try:
-            code = self.process.wait(timeout=60)
+            code: int | str = self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            code = "none: still running 60 s after SIGTERM"
         finally:
             self.kill()
         assert code in self.exit_codes, f"exit status {code}: {self.log.read_text()}"

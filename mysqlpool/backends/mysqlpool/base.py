@@ -265,15 +265,20 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
             pool = self.pool if self._pooled else None
         if pool is None or not _OWN_PATHS or pool.settings_dict is not self.settings_dict:
             return False
+        settings = self.settings_dict
         # All that check_settings() checks, in the releases followed: skip the call.
-        if self.settings_dict["TIME_ZONE"] is not None:
+        if settings["TIME_ZONE"] is not None:
             self.check_settings()
         self.in_atomic_block = False
-        self.savepoint_ids = []
-        self.atomic_blocks = []
+        # Django's connect() makes new lists; left empty by the last request, the
+        # same ones serve (nothing outside the wrapper keeps them).
+        if self.savepoint_ids:
+            self.savepoint_ids = []
+        if self.atomic_blocks:
+            self.atomic_blocks = []
         self.needs_rollback = False
-        self.health_check_enabled = self.settings_dict["CONN_HEALTH_CHECKS"]
-        max_age = self.settings_dict["CONN_MAX_AGE"]  # 0, unless a test patched it
+        self.health_check_enabled = settings["CONN_HEALTH_CHECKS"]
+        max_age = settings["CONN_MAX_AGE"]  # 0, unless a test patched it
         self.close_at = None if max_age is None else time.monotonic() + max_age
         self.closed_in_transaction = False
         self.errors_occurred = False
@@ -282,7 +287,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         # _check_out(), inlined: the session settings are the pool's isolation level.
         connection = self.connection = pool.checkout(self._lease)
         self._session_ready = self._lease.session == (pool.isolation_level,)
-        autocommit = self.settings_dict["AUTOCOMMIT"]
+        autocommit = settings["AUTOCOMMIT"]
         if self._session_ready and autocommit and connection.get_autocommit():  # type: ignore[no-untyped-call]
             # As its last user left it: nothing to set.
             self._session_ready = False
@@ -292,7 +297,8 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
             self.init_connection_state()
         if connection_created.receivers:  # Signal.send() asks the same first, after a call
             connection_created.send(sender=self.__class__, connection=self)
-        self.run_on_commit = []
+        if self.run_on_commit:
+            self.run_on_commit = []
         return True
 
     def close_if_unusable_or_obsolete(self) -> None:
@@ -364,7 +370,8 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
                 self._closing = False
             return
         # The end of a request, as Django's close() ends it.
-        self.run_on_commit = []
+        if self.run_on_commit:
+            self.run_on_commit = []
         self.connection = None
         lease.pool.checkin(lease)  # type: ignore[union-attr]  # set while a record is
 
