@@ -544,7 +544,8 @@ class Target:
 
     def __str__(self) -> str:
         outcome = "met" if self.met else "MISSED"
-        return f"{self.description} {self.value:.2f}x ({self.bound} {self.limit:g}: {outcome})"
+        # Three decimals: 1.0506 must not read "1.05x (<= 1.05: MISSED)".
+        return f"{self.description} {self.value:.3f}x ({self.bound} {self.limit:g}: {outcome})"
 
 
 def targets(rows: list[Row]) -> list[Target]:
