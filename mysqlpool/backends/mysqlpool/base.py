@@ -265,9 +265,10 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
             pool = self.pool if self._pooled else None
         if pool is None or not _OWN_PATHS or pool.settings_dict is not self.settings_dict:
             return False
-        settings = self.settings_dict
+        # self.settings_dict is never bound to a local name here: Django's error
+        # reports show each frame's locals, and it holds the password.
         # All that check_settings() checks, in the releases followed: skip the call.
-        if settings["TIME_ZONE"] is not None:
+        if self.settings_dict["TIME_ZONE"] is not None:
             self.check_settings()
         self.in_atomic_block = False
         # Django's connect() makes new lists; left empty by the last request, the
@@ -277,8 +278,8 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         if self.atomic_blocks:
             self.atomic_blocks = []
         self.needs_rollback = False
-        self.health_check_enabled = settings["CONN_HEALTH_CHECKS"]
-        max_age = settings["CONN_MAX_AGE"]  # 0, unless a test patched it
+        self.health_check_enabled = self.settings_dict["CONN_HEALTH_CHECKS"]
+        max_age = self.settings_dict["CONN_MAX_AGE"]  # 0, unless a test patched it
         self.close_at = None if max_age is None else time.monotonic() + max_age
         self.closed_in_transaction = False
         self.errors_occurred = False
@@ -287,7 +288,7 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         # _check_out(), inlined: the session settings are the pool's isolation level.
         connection = self.connection = pool.checkout(self._lease)
         self._session_ready = self._lease.session == (pool.isolation_level,)
-        autocommit = settings["AUTOCOMMIT"]
+        autocommit = self.settings_dict["AUTOCOMMIT"]
         if self._session_ready and autocommit and connection.get_autocommit():  # type: ignore[no-untyped-call]
             # As its last user left it: nothing to set.
             self._session_ready = False
