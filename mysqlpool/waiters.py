@@ -45,7 +45,7 @@ class LinedUpPool(Protocol):
 class Waiter:
     """One thread's place in a pool's line, and in the budget's if it waits for room."""
 
-    __slots__ = ("_event", "_lock", "holds_slot", "outcome", "pool", "record")
+    __slots__ = ("_lock", "_unserved", "holds_slot", "outcome", "pool", "record")
 
     def __init__(self, pool: LinedUpPool, *, holds_slot: bool = False) -> None:
         self.pool = pool
@@ -55,7 +55,10 @@ class Waiter:
         self.outcome: str | None = None
         self.record: ConnectionPoolEntry | None = None
         self._lock = threading.Lock()
-        self._event = threading.Event()
+        # Held until the waiter is served: a bare lock rather than an Event, whose
+        # wait() makes a lock of its own and goes through a Condition's lock twice.
+        self._unserved = threading.Lock()
+        self._unserved.acquire()
 
     @property
     def served(self) -> bool:
@@ -67,7 +70,7 @@ class Waiter:
             if self.outcome is not None:
                 return False
             self.outcome, self.record = outcome, record
-        self._event.set()
+        self._unserved.release()
         return True
 
     def handed_record(self) -> ConnectionPoolEntry:
@@ -81,6 +84,6 @@ class Waiter:
         return self.serve(WITHDRAWN)
 
     def wait(self, timeout: float) -> str | None:
-        """The outcome, or None if nothing came within ``timeout`` seconds."""
-        self._event.wait(max(timeout, 0.0))
+        """The outcome, or None if nothing came within ``timeout`` seconds; called once."""
+        self._unserved.acquire(timeout=max(timeout, 0.0))
         return self.outcome
