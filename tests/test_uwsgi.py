@@ -70,6 +70,8 @@ RECYCLED = ["--max-requests", str(MAX_REQUESTS), "--min-worker-lifetime", "0"]
 # What each worker logs once it has set its signal handlers and accepts requests
 # (uWSGI's "accepting" hook).
 ACCEPTING = "a uWSGI worker accepts requests"
+# How uWSGI's log begins the line of each worker it forks (without a master, of its only one).
+SPAWNED = r"^(?:spawned|Respawned) uWSGI worker \d+"
 
 
 def start_uwsgi(
@@ -97,7 +99,7 @@ def workers_done(text: str) -> set[int]:
 def workers_running(text: str, lazy_apps: bool) -> set[int]:
     """The pids of the workers uWSGI's log ``text`` says serve: spawned or respawned,
     their work not done, and with lazy-apps their application loaded."""
-    started = re.findall(r"^(?:spawned|Respawned) uWSGI worker \d+ \((?:new )?pid: (\d+)", text, re.MULTILINE)
+    started = re.findall(SPAWNED + r" \((?:new )?pid: (\d+)", text, re.MULTILINE)
     running = {int(pid) for pid in started} - workers_done(text)
     if lazy_apps:
         running &= {
@@ -108,8 +110,8 @@ def workers_running(text: str, lazy_apps: bool) -> set[int]:
 
 def every_worker_accepting(text: str) -> bool:
     """Whether every worker uWSGI's log ``text`` says was spawned has logged ACCEPTING."""
-    spawned = re.findall(r"^(?:spawned|Respawned) uWSGI worker \d+", text, re.MULTILINE)
-    return len(re.findall(f"^{ACCEPTING}$", text, re.MULTILINE)) >= len(spawned)
+    spawned = re.findall(SPAWNED, text, re.MULTILINE)
+    return len(re.findall(f"^{re.escape(ACCEPTING)}$", text, re.MULTILINE)) >= len(spawned)
 
 
 def stop_uwsgi(web: WebServer, server: Server) -> None:
