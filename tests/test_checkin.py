@@ -373,3 +373,19 @@ def test_the_probes_answer_from_the_socket_and_the_server_status(make_wrapper: A
     conn.close()  # what the pool does to a connection it drops
     # The handle the bound C probe read is gone: it must not be read again.
     assert (conn.in_transaction(), conn.in_transaction_by_ctypes()) == (True, True)
+
+
+def test_a_pooled_connection_answers_attribute_lookups_as_mysqlclients(make_wrapper: Any) -> None:
+    """PooledConnection looks attributes up as Python does, not as mysqlclient's type: same answers."""
+    from MySQLdb import Connection
+
+    from mysqlpool.connection import PooledConnection
+
+    params = make_wrapper().connection_params_from_settings()
+    for conn in (PooledConnection(**params), Connection(**params)):
+        assert (conn.closed, conn.open, conn.get_autocommit()) == (0, 1, False)
+        with pytest.raises(AttributeError, match="no_such_attribute"):
+            conn.no_such_attribute  # noqa: B018 - the lookup is the test
+        conn.close()
+        assert (conn.closed, conn.open) == (1, 0)
+        assert type(conn.closed) is int
