@@ -110,9 +110,9 @@ class PooledConnection(Connection):
     # mysqlclient's connection type looks its attributes up with a function of
     # its own (only to answer ``closed``), and CPython specializes attribute
     # access only for types that use the generic one: so every lookup on a
-    # connection (the cursor's query, store_result, encoding... and the pool's
-    # probes) went through the type's method cache, each costing ~500
-    # instructions, and thousands more when two names shared a slot of that cache
+    # connection from Python (the cursor's query, store_result, encoding...)
+    # went through the type's method cache, each costing ~500 instructions, and
+    # thousands more when two names shared a slot of that cache
     # (bench/README.rst). Python's generic lookup, and ``closed`` as a property,
     # answer the same.
     __getattribute__ = object.__getattribute__
