@@ -41,7 +41,7 @@ bench: $(STAMP)
 	scripts/system-deps.sh "$(PYTHON)" bench
 	$(BIN)/python -m pip install -q -r bench/requirements.txt
 	mkdir -p .cache/bench
-	$(BIN)/python bench/instructions.py
+	$(BIN)/python bench/instructions.py --simulate-caches
 	$(BIN)/python bench/request_cycle.py --json .cache/bench/request_cycle.json
 	$(BIN)/python bench/same_process.py --control
 	$(BIN)/python bench/same_process.py pooled

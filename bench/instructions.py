@@ -17,6 +17,16 @@ excluded):
   ``/proc/PID/task/*/status``), in a run of its own: with several threads, each
   hand-over of the GIL from one thread to another is one at least.
 
+With ``--simulate-caches``, callgrind also simulates the caches and the branch
+predictor (``--cache-sim=yes --branch-sim=yes``, with an L1 of 32 KiB for code
+and 48 KiB for data and a last level of 2 MiB, as this machine's CPU has them),
+and the table adds L1 data misses and mispredicted branches per request cycle.
+Two configurations that run as many instructions may still differ in time by
+these: each miss served by the next cache costs about 15 cycles, each
+mispredicted branch about as many. It is a model (no other process evicts
+anything, the predictor is a simple one), so its counts compare configurations
+rather than predict time.
+
 The counts vary a little from run to run: mysqlclient reads a reply as soon as the
 socket has it, so how often a read finds nothing yet (and polls) depends on the
 server's timing. The hash seed moves the instruction count by about 1% (the layout
@@ -28,7 +38,8 @@ Configurations: those of bench/request_cycle.py (``pooled``, ``persistent``,
 which records who holds each checkout. The server is tests/dbserver.py's
 (throwaway unless MYSQLPOOL_TEST_HOST names one).
 
-Usage: python bench/instructions.py [--requests N] [--warmup N] [--threads N] [--hash-seed S] [CONFIG ...]
+Usage: python bench/instructions.py [--requests N] [--warmup N] [--threads N] [--hash-seed S]
+                                    [--simulate-caches] [CONFIG ...]
 """
 
 from __future__ import annotations
@@ -137,11 +148,23 @@ def worker_command(config: str, options: argparse.Namespace) -> list[str]:
     return [sys.executable, __file__, "worker", config, *map(str, counts)]
 
 
-def instructions(config: str, options: argparse.Namespace, env: dict[str, str]) -> float:
-    """User-space instructions per counted request cycle, by callgrind."""
+# callgrind's simulation (--simulate-caches): the caches of this machine's CPU, its
+# last level the per-core L2 (valgrind takes sizes of powers of two only there).
+SIMULATION = (
+    "--cache-sim=yes", "--branch-sim=yes", "--I1=32768,8,64", "--D1=49152,12,64", "--LL=2097152,16,64"
+)  # fmt: skip
+# The simulated events shown: L1 data misses (reads, writes), mispredicted branches
+# (conditional, indirect).
+L1D_MISSES, MISPREDICTED = ("D1mr", "D1mw"), ("Bcm", "Bim")
+
+
+def instructions(config: str, options: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
+    """callgrind's events per counted request cycle: ``Ir`` (user-space instructions), and
+    with ``--simulate-caches`` the cache and branch simulation's too."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch, "callgrind.out")
-        valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p"]
+        simulation = SIMULATION if options.simulate_caches else ()
+        valgrind = ["valgrind", "--tool=callgrind", *simulation, f"--callgrind-out-file={out}.%p"]
         with started([*valgrind, *worker_command(config, options)], env) as process:
             at_mark(process, START_MARK)
             subprocess.run(["callgrind_control", "--zero", str(process.pid)], check=True, capture_output=True)
@@ -153,9 +176,12 @@ def instructions(config: str, options: argparse.Namespace, env: dict[str, str]) 
             go_on(process)
             process.wait(timeout=600)
         (dump,) = [path for path in Path(scratch).iterdir() if "Trigger: dump counted" in path.read_text()]
-        totals = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.MULTILINE)
-        assert totals is not None, f"no totals in {dump}"
-        return int(totals.group(1)) / options.requests
+        text = dump.read_text()
+        events = re.search(r"^events: (.+)$", text, re.MULTILINE)
+        totals = re.search(r"^(?:summary|totals): (.+)$", text, re.MULTILINE)
+        assert events is not None and totals is not None, f"no events or totals in {dump}"
+        counts = zip(events.group(1).split(), totals.group(1).split(), strict=True)
+        return {event: int(count) / options.requests for event, count in counts}
 
 
 def system_calls(config: str, options: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
@@ -215,6 +241,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=100, help="cycles before counting (default 100)")
     parser.add_argument("--threads", type=int, default=1, help="threads of the worker (default 1)")
     parser.add_argument("--hash-seed", default="0", help="the workers' PYTHONHASHSEED (default 0)")
+    parser.add_argument(
+        "--simulate-caches", action="store_true", help="also count simulated L1d misses and mispredictions"
+    )
     parser.add_argument("configs", nargs="*", default=DEFAULT_CONFIGS, help="default: %(default)s")
     options = parser.parse_args()
     import django
@@ -230,19 +259,26 @@ def main() -> int:
             )
             for config in options.configs
         ]
-    reference = rows[0][1]
+    reference = rows[0][1]["Ir"]
     print(
         f"Per request cycle on {options.threads} thread(s), Django {django.__version__}, Python "
         f"{sys.version.split()[0]}, {options.requests} cycles counted after {options.warmup} per thread, "
         f"PYTHONHASHSEED={options.hash_seed}:"
     )
+    simulated = f"  {'L1d misses':>10}  {'mispredicted':>12}" if options.simulate_caches else ""
     print(
-        f"{'configuration':<15} {'instructions':>12} {'ratio':>6}  {'switches':>8}  {'syscalls':>8}  by name"
+        f"{'configuration':<15} {'instructions':>12} {'ratio':>6}{simulated}  {'switches':>8}  "
+        f"{'syscalls':>8}  by name"
     )
-    for config, cpu, calls, switches in rows:
+    for config, events, calls, switches in rows:
+        cpu = events["Ir"]
+        if options.simulate_caches:
+            misses = sum(events[name] for name in L1D_MISSES)
+            mispredicted = sum(events[name] for name in MISPREDICTED)
+            simulated = f"  {misses:>10,.0f}  {mispredicted:>12,.0f}"
         shown = ", ".join(f"{name} {count:.2f}" for name, count in sorted(calls.items()) if count >= 0.005)
         print(
-            f"{config:<15} {cpu:>12,.0f} {cpu / reference:>5.2f}x  {switches:>8.2f}  "
+            f"{config:<15} {cpu:>12,.0f} {cpu / reference:>5.2f}x{simulated}  {switches:>8.2f}  "
             f"{sum(calls.values()):>8.2f}  {shown}"
         )
     return 0

@@ -28,6 +28,15 @@
 /* mysqlpool.stats.FOLD_MASK: a checkout folds the recorded durations once in 1024. */
 #define FOLD_MASK 1023UL
 
+/* Where an attribute of one type lives, if it is a __slots__ slot: found once, as
+ * CPython's own specialized LOAD_ATTR_SLOT finds it, and kept while the type's
+ * version tag is unchanged (any change to the type or its bases gives it a new one). */
+typedef struct {
+    PyTypeObject *type; /* the type looked at (a strong reference); NULL until then */
+    unsigned int version;
+    Py_ssize_t offset;  /* -1: not a slot, looked up as any attribute */
+} SlotPlace;
+
 typedef struct {
     PyObject_HEAD
     PyObject *pool;              /* the AliasPool, set on each lease */
@@ -41,17 +50,21 @@ typedef struct {
     PyObject *put_idle;          /* its append */
     PyObject *line;              /* the lender's line of waiting threads */
     PyObject *serve_late_comers; /* the lender's */
-    PyObject *budget;            /* .tracking is read on each call */
     PyObject *budget_line;       /* budget.line, threads waiting for room in it */
     PyObject *hold;              /* budget.holders.hold */
     PyObject *release;           /* budget.holders.release */
     PyObject *alias;
-    PyObject *queue_pool;        /* SQLAlchemy's QueuePool: ._recycle, ._invalidate_time */
+    PyObject *queue_pool;        /* SQLAlchemy's QueuePool: ._invalidate_time */
     PyObject *record_use;        /* the use-time distribution's record */
     PyObject *initialized;       /* pooling.INITIALIZED, the record info's key */
     PyObject *wall_clock;        /* time.time, as SQLAlchemy's record times are */
     PyObject *monotonic;         /* time.monotonic, as the lease's are */
     Py_ssize_t max_idle;         /* 0: no limit */
+    double recycle;              /* queue_pool._recycle, which only its __init__ sets */
+    SlotPlace record_connection; /* the record's dbapi_connection slot */
+    SlotPlace record_starttime;  /* its starttime slot */
+    PyObject *weakrefs;          /* the budget follows its pools' hot paths weakly */
+    char tracking;               /* whether the budget records holders: it sets this */
     int clocks_direct;           /* the clocks are time.time and time.monotonic, read directly */
     Py_ssize_t handed_over;      /* calls passed on to the Python methods */
     int stopped;                 /* the pool is disposed or orphaned: all goes to Python */
@@ -72,7 +85,7 @@ typedef struct {
 static PyTypeObject LeaseFieldsType;
 
 static PyObject *str_dbapi_connection, *str_starttime, *str_soft_invalidate_time, *str_info,
-    *str_recycle, *str_invalidate_time, *str_fd, *str_tracking, *str_in_transaction;
+    *str_recycle, *str_invalidate_time, *str_fd, *str_in_transaction;
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -97,17 +110,67 @@ attribute_as_double(PyObject *obj, PyObject *name, double *value)
     return (*value == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
-/* bool(obj.name): 1, 0, or -1 with an error set. */
-static int
-attribute_is_true(PyObject *obj, PyObject *name)
+/* Whether name is a __slots__ slot of type (an object field), told by the type's
+ * attribute, the member descriptor; place keeps the answer for the type's version,
+ * or nothing if the type has none (then every call looks again). */
+static void
+find_slot(SlotPlace *place, PyTypeObject *type, PyObject *name)
 {
-    PyObject *attribute = PyObject_GetAttr(obj, name);
+    Py_CLEAR(place->type);
+    PyObject *descriptor = PyObject_GetAttr((PyObject *)type, name);
+    if (descriptor == NULL) {
+        PyErr_Clear();
+    }
+    /* The version after the lookup, which gives the type one if it had none. */
+    unsigned int version = type->tp_version_tag;
+    if (version == 0) {
+        Py_XDECREF(descriptor);
+        return;
+    }
+    place->type = (PyTypeObject *)Py_NewRef(type);
+    place->version = version;
+    place->offset = -1;
+    if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyMemberDescr_Type)
+        && PyType_IsSubtype(type, PyDescr_TYPE(descriptor))) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descriptor)->d_member;
+        if (member->type == T_OBJECT_EX) {
+            place->offset = member->offset;
+        }
+    }
+    Py_XDECREF(descriptor);
+}
+
+/* obj.name (a new reference, or NULL with an error set), read straight from its
+ * slot where place says it is one: a generic lookup of an attribute from C goes
+ * through the type's attribute cache and its dicts each time, which on a request
+ * cycle costs more than the bookkeeping it serves. */
+static PyObject *
+read_slot(SlotPlace *place, PyObject *obj, PyObject *name)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    if (type != place->type || type->tp_version_tag != place->version) {
+        find_slot(place, type, name);
+    }
+    if (type == place->type && place->offset >= 0) {
+        PyObject *value = *(PyObject **)((char *)obj + place->offset);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+    }
+    return PyObject_GetAttr(obj, name); /* unset, or not a slot: as Python looks it up */
+}
+
+/* read_slot(), as a C double; -1 with an error set on failure. */
+static int
+slot_as_double(SlotPlace *place, PyObject *obj, PyObject *name, double *value)
+{
+    PyObject *attribute = read_slot(place, obj, name);
     if (attribute == NULL) {
         return -1;
     }
-    int truth = PyObject_IsTrue(attribute);
+    *value = as_double(attribute);
     Py_DECREF(attribute);
-    return truth;
+    return (*value == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
 /* A clock's reading as a C double; -1 with an error set on failure. With
@@ -179,15 +242,14 @@ call_one(PyObject *callable, PyObject *arg)
 static PyObject *
 unchanged_connection(HotPath *self, PyObject *record)
 {
-    double started, recycle, now, invalidated, soft_invalidated;
-    PyObject *connection = PyObject_GetAttr(record, str_dbapi_connection);
+    double started, now, invalidated, soft_invalidated;
+    PyObject *connection = read_slot(&self->record_connection, record, str_dbapi_connection);
     if (connection == NULL || connection == Py_None) {
         Py_XDECREF(connection);
         return NULL;
     }
-    if (attribute_as_double(record, str_starttime, &started) < 0
-        || attribute_as_double(self->queue_pool, str_recycle, &recycle) < 0
-        || (recycle > -1 && (read_wall_clock(self, &now) < 0 || now - started > recycle))
+    if (slot_as_double(&self->record_starttime, record, str_starttime, &started) < 0
+        || (self->recycle > -1 && (read_wall_clock(self, &now) < 0 || now - started > self->recycle))
         || attribute_as_double(self->queue_pool, str_invalidate_time, &invalidated) < 0
         || invalidated > started
         || attribute_as_double(record, str_soft_invalidate_time, &soft_invalidated) < 0
@@ -275,9 +337,8 @@ hand_over_checkout(HotPath *self, PyObject *lease, PyObject *record)
 static int
 tell_holders(HotPath *self, PyObject *hold_or_release, PyObject *lease)
 {
-    int tracking = attribute_is_true(self->budget, str_tracking);
-    if (tracking <= 0) {
-        return tracking;
+    if (!self->tracking) {
+        return 0;
     }
     PyObject *key = PyLong_FromVoidPtr(lease);
     if (key == NULL) {
@@ -493,13 +554,19 @@ HotPath_init(HotPath *self, PyObject *args, PyObject *kwargs)
     }
 #define KEEP(field) Py_XSETREF(self->field, Py_NewRef(field));
     KEEP(pool) KEEP(check_out) KEEP(lend) KEEP(check_in) KEEP(count_checkout) KEEP(fold)
-    KEEP(take_idle) KEEP(idle) KEEP(line) KEEP(serve_late_comers) KEEP(budget) KEEP(hold)
+    KEEP(take_idle) KEEP(idle) KEEP(line) KEEP(serve_late_comers) KEEP(hold)
     KEEP(release) KEEP(alias) KEEP(queue_pool) KEEP(record_use) KEEP(initialized)
     KEEP(wall_clock) KEEP(monotonic)
 #undef KEEP
     Py_XSETREF(self->put_idle, put_idle);
     Py_XSETREF(self->budget_line, budget_line);
     self->max_idle = max_idle;
+    PyObject *recycle = PyObject_GetAttr(queue_pool, str_recycle);
+    self->recycle = recycle == NULL ? -1.0 : as_double(recycle);
+    Py_XDECREF(recycle);
+    if (self->recycle == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
     int direct = are_time_functions(wall_clock, monotonic);
     if (direct < 0) {
         return -1;
@@ -512,9 +579,9 @@ HotPath_init(HotPath *self, PyObject *args, PyObject *kwargs)
 /* Every object field, for the garbage collector (the pool refers to its HotPath). */
 #define FOR_EACH_FIELD(DO)                                                                  \
     DO(pool) DO(check_out) DO(lend) DO(check_in) DO(count_checkout) DO(fold) DO(take_idle)  \
-    DO(idle) DO(put_idle) DO(line) DO(serve_late_comers) DO(budget) DO(budget_line) DO(hold) \
+    DO(idle) DO(put_idle) DO(line) DO(serve_late_comers) DO(budget_line) DO(hold) \
     DO(release) DO(alias) DO(queue_pool) DO(record_use) DO(initialized) DO(wall_clock)       \
-    DO(monotonic)
+    DO(monotonic) DO(record_connection.type) DO(record_starttime.type)
 
 static int
 HotPath_traverse(HotPath *self, visitproc visit, void *arg)
@@ -538,6 +605,9 @@ static void
 HotPath_dealloc(HotPath *self)
 {
     PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
     HotPath_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -555,6 +625,8 @@ static PyMethodDef HotPath_methods[] = {
 static PyMemberDef HotPath_members[] = {
     {"handed_over", T_PYSSIZET, offsetof(HotPath, handed_over), READONLY,
      "How many checkouts and check-ins were passed on to the pool's Python methods."},
+    {"tracking", T_BOOL, offsetof(HotPath, tracking), 0,
+     "Whether checkouts are recorded in the budget's holders; the budget sets it (Budget.follow)."},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -571,6 +643,7 @@ static PyTypeObject HotPathType = {
     .tp_clear = (inquiry)HotPath_clear,
     .tp_methods = HotPath_methods,
     .tp_members = HotPath_members,
+    .tp_weaklistoffset = offsetof(HotPath, weakrefs),
 };
 
 /* ------------------------------------------------------------------ the lease's fields */
@@ -672,7 +745,6 @@ intern_names(void)
     INTERN(str_recycle, "_recycle")
     INTERN(str_invalidate_time, "_invalidate_time")
     INTERN(str_fd, "_fd")
-    INTERN(str_tracking, "tracking")
     INTERN(str_in_transaction, "in_transaction")
 #undef INTERN
     return 0;

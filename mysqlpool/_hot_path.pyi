@@ -4,6 +4,7 @@ from typing import Any
 
 class HotPath:
     handed_over: int
+    tracking: bool
     def __init__(
         self,
         *,

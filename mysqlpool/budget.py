@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from mysqlpool.config import BUDGET_SETTING, HOLD_WARNING_SETTING, validated_hold_warning, validated_limit
 from mysqlpool.errors import ConnectionBudgetExceeded
@@ -23,6 +24,12 @@ from mysqlpool.holders import Holders
 from mysqlpool.waiters import PERMIT, LinedUpPool, Waiter
 
 logger = logging.getLogger("mysqlpool")
+
+
+class FollowsTracking(Protocol):
+    """What keeps a copy of ``Budget.tracking``: a pool's hot path in C."""
+
+    tracking: bool
 
 
 class Budget:
@@ -33,8 +40,10 @@ class Budget:
         self._lock = threading.RLock()
         self.limit: int | None = None
         # Whether checkouts are recorded in holders (it costs a walk up the stack):
-        # a plain attribute, read on every checkout.
+        # a plain attribute, read on every checkout in Python. The pools' hot paths
+        # in C keep their own copy (see follow()).
         self.tracking = False
+        self._hot_paths: weakref.WeakSet[FollowsTracking] = weakref.WeakSet()
         self.holders = Holders()
         self.open = 0
         # The most connections counted at once: what the process held at its peak.
@@ -61,8 +70,21 @@ class Budget:
             self.holders.hold_warning = validated_hold_warning(seconds)
             self._update_tracking()
 
+    def follow(self, hot_path: FollowsTracking) -> None:
+        """Keep ``hot_path.tracking`` (a pool's checkout in C) equal to ``tracking``.
+
+        Read from C, an attribute of this object costs a lookup in its type and its
+        dict at every checkout and check-in, more than the rest of their bookkeeping
+        (bench/README.rst); a field of the hot path's own costs nothing.
+        """
+        with self._lock:
+            hot_path.tracking = self.tracking
+            self._hot_paths.add(hot_path)
+
     def _update_tracking(self) -> None:
         self.tracking = self.limit is not None or self.holders.hold_warning is not None
+        for hot_path in self._hot_paths:
+            hot_path.tracking = self.tracking
         if not self.tracking:
             self.holders.forget_all()
 

@@ -313,6 +313,7 @@ class AliasPool:
             monotonic=_monotonic,
             max_idle=lender.max_idle,
         )
+        self.budget.follow(hot_path)
         self.checkout = hot_path.checkout  # type: ignore[method-assign,assignment]
         self.checkin = hot_path.checkin  # type: ignore[method-assign,assignment]
         return hot_path

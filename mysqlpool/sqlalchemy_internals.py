@@ -51,7 +51,8 @@ connection_of: Callable[[ConnectionPoolEntry], Any] = _ConnectionRecord.get_conn
 # get_connection(), that it would hand out the record's connection unchanged: the
 # record's connection, when it was opened and softly invalidated (time.time()),
 # its info, and the pool's recycle and invalidation times. Any other answer, and
-# get_connection() decides.
+# get_connection() decides. The recycle time is read once, when the hot path is
+# made: only Pool.__init__ sets it (tests/test_sqlalchemy_internals.py checks).
 HOT_PATH_RECORD_FIELDS = ("dbapi_connection", "starttime", "_soft_invalidate_time", "info")
 HOT_PATH_POOL_FIELDS = ("_recycle", "_invalidate_time")
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mysqlpool import pooling
+from mysqlpool import pooling, set_budget
+from mysqlpool.budget import process_budget
 from tests.helpers import connection_id, pool_stats, request_cycle
 
 
@@ -130,4 +131,51 @@ def test_the_c_checkout_reads_the_clocks_python_reads(make_wrapper: Any) -> None
     # Started an hour and a second ago by time.time(): due for recycling.
     record.starttime = time.time() - 3601
     assert connection_id(wrapper) != first
+    wrapper.close()
+
+
+def test_a_record_class_changed_at_run_time_is_read_as_python_reads_it(
+    make_wrapper: Any, monkeypatch: Any
+) -> None:
+    """The C checkout reads the record's slots where it found them, until the class changes.
+
+    A plugin or a test may replace a field of SQLAlchemy's record class by a
+    property: the checkout must then see what the property says, as Python would,
+    not the slot the property hides.
+    """
+    wrapper = make_wrapper(pool={"recycle": 3600})
+    request_cycle(wrapper)  # opens the connection, in Python
+    first = connection_id(wrapper)  # in C: the slots are found
+    record = wrapper._lease.record
+    wrapper.close()
+    assert connection_id(wrapper) == first  # the slots read again, unchanged
+    wrapper.close()
+    # An hour and a second earlier than the slot says, says the class now: due for
+    # recycling (and so is every connection opened while the patch lasts).
+    slot = vars(type(record))["starttime"]
+    aged = property(lambda record: slot.__get__(record) - 3601, slot.__set__)
+    monkeypatch.setattr(type(record), "starttime", aged)
+    handed_over = hot_path_of(wrapper).handed_over
+    assert connection_id(wrapper) != first
+    assert hot_path_of(wrapper).handed_over == handed_over + 1  # the C checkout passed it on
+    wrapper.close()
+
+
+def test_the_c_checkout_records_holders_from_when_a_budget_is_set(make_wrapper: Any) -> None:
+    """The hot path keeps its own copy of whether the budget tracks holders (Budget.follow)."""
+    wrapper = make_wrapper()
+    request_cycle(wrapper)  # the pool and its hot path exist before the budget
+    holders_now = process_budget().holders.all
+    try:
+        set_budget(10)
+        handed_over = hot_path_of(wrapper).handed_over
+        wrapper.ensure_connection()
+        assert hot_path_of(wrapper).handed_over == handed_over, "the checkout did not run in C"
+        assert len(holders_now()) == 1
+        wrapper.close()
+        assert holders_now() == []
+    finally:
+        set_budget(None)
+    wrapper.ensure_connection()
+    assert holders_now() == []  # no budget: nothing recorded
     wrapper.close()

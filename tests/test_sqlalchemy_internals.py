@@ -8,6 +8,7 @@ FOLLOWED_SQLALCHEMY_RELEASES and raise the bound in pyproject.toml.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -93,6 +94,18 @@ def test_the_fields_the_hot_path_reads_are_what_get_connection_decides_by(pool: 
     record.invalidate(soft=True)
     assert record._soft_invalidate_time > record.starttime  # type: ignore[attr-defined]
     assert sqla.connection_of(record) is not connection  # and get_connection() reconnects
+
+
+def test_only_a_pools_init_sets_its_recycle_time() -> None:
+    """The checkout in C reads ``_recycle`` once, when it is made (mysqlpool/_hot_path.c)."""
+    import sqlalchemy.pool.base
+    import sqlalchemy.pool.impl
+
+    sources = [inspect.getsource(module) for module in (sqlalchemy.pool.base, sqlalchemy.pool.impl)]
+    lines = [line.strip() for source in sources for line in source.splitlines()]
+    assignments = [line for line in lines if "._recycle =" in line]
+    assert assignments == ["self._recycle = recycle"]
+    assert "self._recycle = recycle" in inspect.getsource(sqlalchemy.pool.base.Pool.__init__)
 
 
 def test_the_dialect_pings_through_its_event_hook(pool: QueuePool) -> None:
