@@ -63,6 +63,7 @@ typedef struct {
     double recycle;              /* queue_pool._recycle, which only its __init__ sets */
     SlotPlace record_connection; /* the record's dbapi_connection slot */
     SlotPlace record_starttime;  /* its starttime slot */
+    SlotPlace connection_fd;     /* the PooledConnection's _fd slot */
     PyObject *weakrefs;          /* the budget follows its pools' hot paths weakly */
     char tracking;               /* whether the budget records holders: it sets this */
     int clocks_direct;           /* the clocks are time.time and time.monotonic, read directly */
@@ -282,9 +283,9 @@ session_of(HotPath *self, PyObject *record)
 
 /* 1 if the server hung up on the idle connection, 0 if not, -1 with an error set. */
 static int
-server_hung_up(PyObject *connection)
+server_hung_up(HotPath *self, PyObject *connection)
 {
-    PyObject *fd_object = PyObject_GetAttr(connection, str_fd);
+    PyObject *fd_object = read_slot(&self->connection_fd, connection, str_fd);
     if (fd_object == NULL) {
         return -1;
     }
@@ -419,7 +420,7 @@ checkout(HotPath *self, PyObject *lease)
         return hand_over_checkout(self, lease, record);
     }
     PyObject *session = session_of(self, record);
-    int dead = session == NULL ? -1 : (session != Py_None && server_hung_up(connection));
+    int dead = session == NULL ? -1 : (session != Py_None && server_hung_up(self, connection));
     if (dead != 0 || lend_to(self, (LeaseFields *)lease, record, connection, session) < 0) {
         Py_XDECREF(session);
         Py_DECREF(connection);
@@ -577,11 +578,12 @@ HotPath_init(HotPath *self, PyObject *args, PyObject *kwargs)
 }
 
 /* Every object field, for the garbage collector (the pool refers to its HotPath). */
-#define FOR_EACH_FIELD(DO)                                                                  \
-    DO(pool) DO(check_out) DO(lend) DO(check_in) DO(count_checkout) DO(fold) DO(take_idle)  \
-    DO(idle) DO(put_idle) DO(line) DO(serve_late_comers) DO(budget_line) DO(hold) \
-    DO(release) DO(alias) DO(queue_pool) DO(record_use) DO(initialized) DO(wall_clock)       \
-    DO(monotonic) DO(record_connection.type) DO(record_starttime.type)
+#define FOR_EACH_FIELD(DO)                                                                 \
+    DO(pool) DO(check_out) DO(lend) DO(check_in) DO(count_checkout) DO(fold) DO(take_idle) \
+    DO(idle) DO(put_idle) DO(line) DO(serve_late_comers) DO(budget_line) DO(hold)          \
+    DO(release) DO(alias) DO(queue_pool) DO(record_use) DO(initialized) DO(wall_clock)     \
+    DO(monotonic) DO(record_connection.type) DO(record_starttime.type)                     \
+    DO(connection_fd.type)
 
 static int
 HotPath_traverse(HotPath *self, visitproc visit, void *arg)
