@@ -265,13 +265,14 @@ def main() -> int:
         f"{sys.version.split()[0]}, {options.requests} cycles counted after {options.warmup} per thread, "
         f"PYTHONHASHSEED={options.hash_seed}:"
     )
-    simulated = f"  {'L1d misses':>10}  {'mispredicted':>12}" if options.simulate_caches else ""
+    simulated_header = f"  {'L1d misses':>10}  {'mispredicted':>12}" if options.simulate_caches else ""
     print(
-        f"{'configuration':<15} {'instructions':>12} {'ratio':>6}{simulated}  {'switches':>8}  "
+        f"{'configuration':<15} {'instructions':>12} {'ratio':>6}{simulated_header}  {'switches':>8}  "
         f"{'syscalls':>8}  by name"
     )
     for config, events, calls, switches in rows:
         cpu = events["Ir"]
+        simulated = ""
         if options.simulate_caches:
             misses = sum(events[name] for name in L1D_MISSES)
             mispredicted = sum(events[name] for name in MISPREDICTED)

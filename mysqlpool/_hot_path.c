@@ -98,17 +98,24 @@ as_double(PyObject *number)
     return PyFloat_CheckExact(number) ? PyFloat_AS_DOUBLE(number) : PyFloat_AsDouble(number);
 }
 
+/* A new reference to a number (or NULL, an error set) as a C double, the reference
+ * released; 0, or -1 with an error set. */
+static int
+take_double(PyObject *number, double *value)
+{
+    if (number == NULL) {
+        return -1;
+    }
+    *value = as_double(number);
+    Py_DECREF(number);
+    return (*value == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
 /* obj.name as a C double; -1 with an error set on failure. */
 static int
 attribute_as_double(PyObject *obj, PyObject *name, double *value)
 {
-    PyObject *attribute = PyObject_GetAttr(obj, name);
-    if (attribute == NULL) {
-        return -1;
-    }
-    *value = as_double(attribute);
-    Py_DECREF(attribute);
-    return (*value == -1.0 && PyErr_Occurred()) ? -1 : 0;
+    return take_double(PyObject_GetAttr(obj, name), value);
 }
 
 /* Whether name is a __slots__ slot of type (an object field), told by the type's
@@ -165,13 +172,7 @@ read_slot(SlotPlace *place, PyObject *obj, PyObject *name)
 static int
 slot_as_double(SlotPlace *place, PyObject *obj, PyObject *name, double *value)
 {
-    PyObject *attribute = read_slot(place, obj, name);
-    if (attribute == NULL) {
-        return -1;
-    }
-    *value = as_double(attribute);
-    Py_DECREF(attribute);
-    return (*value == -1.0 && PyErr_Occurred()) ? -1 : 0;
+    return take_double(read_slot(place, obj, name), value);
 }
 
 /* A clock's reading as a C double; -1 with an error set on failure. With
@@ -562,10 +563,7 @@ HotPath_init(HotPath *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->put_idle, put_idle);
     Py_XSETREF(self->budget_line, budget_line);
     self->max_idle = max_idle;
-    PyObject *recycle = PyObject_GetAttr(queue_pool, str_recycle);
-    self->recycle = recycle == NULL ? -1.0 : as_double(recycle);
-    Py_XDECREF(recycle);
-    if (self->recycle == -1.0 && PyErr_Occurred()) {
+    if (attribute_as_double(queue_pool, str_recycle, &self->recycle) < 0) {
         return -1;
     }
     int direct = are_time_functions(wall_clock, monotonic);
