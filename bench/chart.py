@@ -73,6 +73,7 @@ def request_cycle_panel(ratios: Any, network: Any, request_cycle: dict[str, Any]
         ratios.annotate(label, (-0.3, limit), va="bottom", fontsize=8)
     ratios.set_title(
         f"Request cycle, {request_cycle['date']}, {request_cycle['versions']}\n"
+        f"{request_cycle.get('placement', 'CPUs shared')}; "
         "time per request relative to a persistent connection (lower is better)",
         fontsize=9,
     )

@@ -9,8 +9,10 @@ CPU time (the thread's own, from ``time.thread_time()``) from wall time, so that
 time spent waiting (for the server, for the CPU) is told from time spent working.
 
 ``--control`` runs the reference against itself, as a second alias with the same
-settings: what the method reads when there is no difference to find (1.00x to
-1.03x on 2026-12-03).
+settings: what the method reads when there is no difference to find (0.98x to
+1.04x on 2026-12-04, with the client and the server on CPUs apart, as in
+bench/request_cycle.py; 0.97x to 1.59x before, when each connection's server
+thread shared the client's CPU or not by lot).
 
 ``--phases`` tells where in the request the time goes instead: each request cycle
 timed in three phases with ``time.perf_counter_ns()``, the same blocks
@@ -43,6 +45,7 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.cpus import pin_apart
 from bench.request_cycle import CONFIGS_BY_NAME, REFERENCE, database_settings, versions
 from tests.dbserver import Server, test_server
 
@@ -160,6 +163,7 @@ def main(argv: list[str]) -> int:
         parser.error(f"--rounds and --requests must be 1 or more, not {args.rounds} and {args.requests}")
     name = f"{REFERENCE} (control)" if args.control else args.config
     with test_server() as server:
+        placement = pin_apart(server)
         aliases = configure(server, args.config, args.control)
         if args.phases:
             medians = measure_phases(aliases, args.rounds, args.requests)
@@ -167,13 +171,13 @@ def main(argv: list[str]) -> int:
             wall, cpu = measure(aliases, args.rounds, args.requests)
     if args.phases:
         print(
-            f"{name} against {REFERENCE} in one process, {versions()}, {args.rounds} rounds of "
+            f"{name} against {REFERENCE} in one process ({placement}), {versions()}, {args.rounds} rounds of "
             f"{args.requests} request cycles each, by phase (median over the rounds):"
         )
         print(phases_table(name, medians))
         return 0
     print(
-        f"{name} against {REFERENCE} in one process, {versions()}, {args.rounds} rounds of "
+        f"{name} against {REFERENCE} in one process ({placement}), {versions()}, {args.rounds} rounds of "
         f"{args.requests} request cycles each: median time per request {statistics.median(wall):.3f}x, "
         f"CPU time {statistics.median(cpu):.3f}x; per-round time ratios from {min(wall):.2f} "
         f"to {max(wall):.2f}."
