@@ -2,8 +2,10 @@
 
 Only Django's own hooks are overridden: ``get_new_connection()`` checks a
 connection out, ``close()``/``_close()`` return it, ``init_connection_state()``
-runs once per server connection instead of once per checkout, and the error
-wrapper discards a connection the moment it raises a disconnect error. MySQLdb and
+runs once per server connection instead of once per checkout, the error
+wrapper discards a connection the moment it raises a disconnect error, and
+``create_cursor()``/``make_cursor()`` return cursors whose fetches and close are
+methods (cursors.py). MySQLdb and
 Django are not patched, so an alias on Django's plain MySQL backend in the same
 process is untouched.
 """
@@ -30,6 +32,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from mysqlpool import celery_worker, registry
 from mysqlpool.backends.mysqlpool.creation import DatabaseCreation
+from mysqlpool.backends.mysqlpool.cursors import CursorWrapper, MySQLCursorWrapper
 from mysqlpool.connection import PooledConnection
 from mysqlpool.network import with_connect_timeout
 from mysqlpool.pooling import AliasPool, Lease
@@ -222,6 +225,13 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         if asyncio._get_running_loop() is not None:
             _refuse_in_event_loop()
         return _django_cursor(self)
+
+    def create_cursor(self, name: str | None = None) -> MySQLCursorWrapper:
+        # Django's, with its async_unsafe left to cursor(), which asks first.
+        return MySQLCursorWrapper(self.connection.cursor())
+
+    def make_cursor(self, cursor: Any) -> CursorWrapper:
+        return CursorWrapper(cursor, self)
 
     def ensure_connection(self) -> None:
         if asyncio._get_running_loop() is not None:
