@@ -24,6 +24,7 @@ LABELS = {
     "pooled-reset": 'mysqlpool,\n"session" reset',
     "persistent": "persistent\nconnection",
     "persistent-again": "persistent\n(control)",
+    "persistent-same-cursors": "persistent,\nmysqlpool's\ncursors",
     "default": "connect per\nrequest",
     "django-db-connection-pool": "django-db-\nconnection-pool",
 }

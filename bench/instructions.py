@@ -34,6 +34,7 @@ of dicts and sets): the workers run with ``PYTHONHASHSEED`` fixed (``--hash-seed
 default 0), so that two runs of the same code count the same.
 
 Configurations: those of bench/request_cycle.py (``pooled``, ``persistent``,
+``persistent-same-cursors``,
 ``default``...), plus ``pooled-budget``: ``pooled`` under ``MYSQLPOOL_BUDGET = 8``,
 which records who holds each checkout. The server is tests/dbserver.py's
 (throwaway unless MYSQLPOOL_TEST_HOST names one).
@@ -58,11 +59,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.request_cycle import CONFIGS_BY_NAME, configure_django, database_settings, request_cycle
+from bench.request_cycle import (
+    CONFIGS_BY_NAME,
+    SAME_CURSORS,
+    configure_django,
+    database_settings,
+    request_cycle,
+)
 from tests.dbserver import configured_server, test_server
 
 BUDGET_CONFIG = "pooled-budget"
-DEFAULT_CONFIGS = ("persistent", "pooled", BUDGET_CONFIG, "default")
+DEFAULT_CONFIGS = ("persistent", SAME_CURSORS, "pooled", BUDGET_CONFIG, "default")
 # The worker's marks, as strace shows them.
 START_MARK = "/mysqlpool-bench-counted-cycles-start"
 END_MARK = "/mysqlpool-bench-counted-cycles-end"
@@ -265,9 +272,10 @@ def main() -> int:
         f"{sys.version.split()[0]}, {options.requests} cycles counted after {options.warmup} per thread, "
         f"PYTHONHASHSEED={options.hash_seed}:"
     )
+    width = max(len("configuration"), *map(len, options.configs))
     simulated_header = f"  {'L1d misses':>10}  {'mispredicted':>12}" if options.simulate_caches else ""
     print(
-        f"{'configuration':<15} {'instructions':>12} {'ratio':>6}{simulated_header}  {'switches':>8}  "
+        f"{'configuration':<{width}} {'instructions':>12} {'ratio':>6}{simulated_header}  {'switches':>8}  "
         f"{'syscalls':>8}  by name"
     )
     for config, events, calls, switches in rows:
@@ -279,7 +287,7 @@ def main() -> int:
             simulated = f"  {misses:>10,.0f}  {mispredicted:>12,.0f}"
         shown = ", ".join(f"{name} {count:.2f}" for name, count in sorted(calls.items()) if count >= 0.005)
         print(
-            f"{config:<15} {cpu:>12,.0f} {cpu / reference:>5.2f}x{simulated}  {switches:>8.2f}  "
+            f"{config:<{width}} {cpu:>12,.0f} {cpu / reference:>5.2f}x{simulated}  {switches:>8.2f}  "
             f"{sum(calls.values()):>8.2f}  {shown}"
         )
     return 0

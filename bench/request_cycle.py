@@ -14,6 +14,9 @@ Configurations:
   character set, Django's session setup);
 * ``persistent``: django.db.backends.mysql, CONN_MAX_AGE=None, the reference;
 * ``persistent-again``: the same, the control (see Method);
+* ``persistent-same-cursors``: the same on bench/same_cursors, Django's backend
+  with mysqlpool's cursors, which skip Django's ``__getattr__`` for the fetches
+  and ``close()``: pooled against it is what the pool itself costs;
 * ``default``: django.db.backends.mysql, CONN_MAX_AGE=0, a connection per request;
 * ``django-db-connection-pool`` (ENGINE dj_db_conn_pool.backends.mysql) with
   its defaults; marked unavailable, with the reason, if it fails to load or run.
@@ -107,6 +110,8 @@ PROGRESS_EVERY = 10
 REFERENCE = "persistent"
 # The reference again, in processes of its own (see Method in the docstring).
 CONTROL = "persistent-again"
+# Persistent with mysqlpool's cursors: what pooled costs beside them is the pool's own.
+SAME_CURSORS = "persistent-same-cursors"
 # Targets: pooled's time per request relative to persistent, by thread count, and
 # how many times faster than a connection per request it must be.
 MAX_RATIO = {1: 1.05, 16: 1.05}
@@ -150,6 +155,7 @@ CONFIGS = (
     ),
     Config(REFERENCE, "django.db.backends.mysql", None),
     Config(CONTROL, "django.db.backends.mysql", None),
+    Config(SAME_CURSORS, "bench.same_cursors", None),
     Config("default", "django.db.backends.mysql", 0),
     Config(
         "django-db-connection-pool",
@@ -639,6 +645,18 @@ def checks_line(rows: list[Row], runs: Runs) -> str:
     )
 
 
+def pool_cost_line(runs: Runs) -> str:
+    """Pooled's time per request over persistent's with the same cursors, median per round."""
+    ratios = []
+    for threads, rounds in runs.items():
+        per_round = [
+            results[SAME_CURSORS]["requests_per_second"] / results["pooled"]["requests_per_second"]
+            for results in rounds
+        ]
+        ratios.append(f"{statistics.median(per_round):.3f}x at {threads} thread(s)")
+    return f"The pool's own cost (pooled against {SAME_CURSORS}, the same cursors): {', '.join(ratios)}."
+
+
 def verdict(found: list[Target]) -> str:
     met = all(target.met for target in found)
     return f"Targets {'met' if met else 'NOT met'} for pooled: " + "; ".join(map(str, found))
@@ -664,6 +682,7 @@ def report(server: Server, seconds: float, rounds: int, layouts: int, json_path:
     )
     print(round_trips_table(rows))
     print(checks_line(rows, runs))
+    print(pool_cost_line(runs))
     print(verdict(found))
     print(f"Ran in {time.perf_counter() - started:.0f} s.")
     if json_path is not None:

@@ -1,0 +1,24 @@
+"""Django's MySQL backend with the pooled backend's cursors: a benchmark's reference.
+
+``request_cycle.py`` compares mysqlpool with Django's own backend, whose cursors
+hand ``fetchone()`` and ``close()`` on through ``__getattr__`` at a cost that
+mysqlpool's cursors do not pay (mysqlpool/backends/mysqlpool/cursors.py). A
+persistent connection on this backend tells what the pool itself costs, the
+cursors being the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.backends.mysql import base
+
+from mysqlpool.backends.mysqlpool.cursors import CursorWrapper, MySQLCursorWrapper
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    def create_cursor(self, name: str | None = None) -> MySQLCursorWrapper:
+        return MySQLCursorWrapper(self.connection.cursor())
+
+    def make_cursor(self, cursor: Any) -> CursorWrapper:
+        return CursorWrapper(cursor, self)
