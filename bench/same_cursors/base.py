@@ -7,18 +7,6 @@ persistent connection on this backend tells what the pool itself costs, the
 cursors being the same.
 """
 
-from __future__ import annotations
+from mysqlpool.backends.mysqlpool.cursors import DirectCursorsDatabaseWrapper as DatabaseWrapper
 
-from typing import Any
-
-from django.db.backends.mysql import base
-
-from mysqlpool.backends.mysqlpool.cursors import CursorWrapper, MySQLCursorWrapper
-
-
-class DatabaseWrapper(base.DatabaseWrapper):
-    def create_cursor(self, name: str | None = None) -> MySQLCursorWrapper:
-        return MySQLCursorWrapper(self.connection.cursor())
-
-    def make_cursor(self, cursor: Any) -> CursorWrapper:
-        return CursorWrapper(cursor, self)
+__all__ = ["DatabaseWrapper"]

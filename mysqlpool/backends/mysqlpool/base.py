@@ -32,7 +32,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from mysqlpool import celery_worker, registry
 from mysqlpool.backends.mysqlpool.creation import DatabaseCreation
-from mysqlpool.backends.mysqlpool.cursors import CursorWrapper, MySQLCursorWrapper
+from mysqlpool.backends.mysqlpool.cursors import DirectCursorsDatabaseWrapper
 from mysqlpool.connection import PooledConnection
 from mysqlpool.network import with_connect_timeout
 from mysqlpool.pooling import AliasPool, Lease
@@ -97,7 +97,7 @@ class DisconnectAwareErrorWrapper(DatabaseErrorWrapper):
         super().__exit__(exc_type, exc_value, traceback)
 
 
-class DatabaseWrapper(MySQLDatabaseWrapper):
+class DatabaseWrapper(DirectCursorsDatabaseWrapper):
     """Django's MySQL DatabaseWrapper, pooling through SQLAlchemy."""
 
     creation_class = DatabaseCreation
@@ -225,13 +225,6 @@ class DatabaseWrapper(MySQLDatabaseWrapper):
         if asyncio._get_running_loop() is not None:
             _refuse_in_event_loop()
         return _django_cursor(self)
-
-    def create_cursor(self, name: str | None = None) -> MySQLCursorWrapper:
-        # Django's, with its async_unsafe left to cursor(), which asks first.
-        return MySQLCursorWrapper(self.connection.cursor())
-
-    def make_cursor(self, cursor: Any) -> CursorWrapper:
-        return CursorWrapper(cursor, self)
 
     def ensure_connection(self) -> None:
         if asyncio._get_running_loop() is not None:

@@ -63,3 +63,14 @@ class CursorWrapper(utils.CursorWrapper):
 
     def close(self) -> Any:
         return self.cursor.close()
+
+
+class DirectCursorsDatabaseWrapper(mysql.DatabaseWrapper):
+    """Django's MySQL DatabaseWrapper, whose cursors are the two above."""
+
+    def create_cursor(self, name: str | None = None) -> MySQLCursorWrapper:
+        # Django's, with its async_unsafe left to cursor(), which asks first.
+        return MySQLCursorWrapper(self.connection.cursor())
+
+    def make_cursor(self, cursor: Any) -> CursorWrapper:
+        return CursorWrapper(cursor, self)
