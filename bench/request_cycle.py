@@ -672,7 +672,7 @@ def report(server: Server, seconds: float, rounds: int, layouts: int, json_path:
         f"Request cycle (SELECT 1 + close_old_connections), {datetime.date.today()}, {versions()}, "
         f"over TCP to {server.host}:{server.port} ({placement}): {rounds} rounds of interleaved "
         f"{seconds:g} s slices per configuration, in {layouts} sets of worker processes; "
-        "medians over the rounds; ratio = time per request / {REFERENCE}'s in the same round."
+        f"medians over the rounds; ratio = time per request / {REFERENCE}'s in the same round."
     )
     print(table(rows))
     print(
