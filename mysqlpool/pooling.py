@@ -340,6 +340,10 @@ class AliasPool:
                         # (while anyone waits, nothing idles: returns go to the line).
                         record = self._take_idle_for(lease.previous)
                     except IndexError:
+                        record = None
+                    if record is None:
+                        # Outside the handler: an error connecting is not shown as
+                        # raised "during handling of" the IndexError.
                         started = started or self._slow_checkout()
                         record = self._lender.record_in_turn()
             try:

@@ -77,6 +77,10 @@ def slow_unit() -> bool:
     return record_unit(work=30)
 
 
+def unit_of_a_second() -> bool:
+    return record_unit(work=1)
+
+
 NOT_CALLABLE = 42
 
 

@@ -21,7 +21,7 @@ from django.db import connections
 
 from tests import dbserver
 from tests.helpers import Server, SessionSampler
-from tests.processes import server_connections_of, start_command, wait_for
+from tests.processes import server_connections_of, start_command, start_process, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -227,7 +227,8 @@ def test_a_database_outage_does_not_flood_the_log(database_server: dbserver.Serv
     assert code == 0, stderr
     text = log.read_text()
     assert text.count("A unit of work failed") == 1, text  # one traceback in all
-    assert text.count("Traceback (most recent call last)") == 3  # its chain: pool, driver, Django
+    assert text.count("Traceback (most recent call last)") == 2  # its chain: driver, Django
+    assert "IndexError" not in text  # nothing of the pool's own lookups
     assert "Can't connect to server on '127.0.0.1'" in text
     assert "more times in the last" in text
     failed = re.findall(r" stopped after .* units done \(.*\), (\d+) failed", text)
@@ -258,6 +259,72 @@ def test_a_second_signal_exits_at_once(
     worker.communicate(timeout=10)
     assert worker.returncode == 1
     assert time.monotonic() - started < 5
+
+
+def start_from_a_terminal(database_server: dbserver.Server, *args: str) -> subprocess.Popen[str]:
+    """``run_pooled_worker ARGS`` as a shell in a terminal starts it: the leader of a
+    process group of its own (its worker processes join it), which Ctrl-C signals whole."""
+    command = [sys.executable, "-m", "django", "run_pooled_worker", *args]
+    return start_process(database_server, command, settings="tests.daemon_settings", new_session=True)
+
+
+def ctrl_c(master: subprocess.Popen[str]) -> None:
+    """What a terminal does on Ctrl-C: SIGINT to every process of the foreground group."""
+    os.killpg(master.pid, signal.SIGINT)
+
+
+def test_ctrl_c_lets_every_worker_process_finish_its_units(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    """Each worker gets the terminal's SIGINT and then the master's SIGTERM: one stop, not two."""
+    log = tmp_path / "worker.log"
+    master = start_from_a_terminal(
+        database_server, "tests.jobs.unit_of_a_second", "--processes", "2", "--log-file", str(log)
+    )
+    wait_for(lambda: len(pids_with_state(units, "started")) == 2)  # a unit in flight in each
+    workers = worker_pids(units)
+    ctrl_c(master)
+    _, stderr = master.communicate(timeout=30)
+    assert master.returncode == 0, stderr
+    assert "started" not in states(units)  # every unit in flight finished
+    assert log_text(log).count("stopping: the units in flight have") == 2
+    assert not any(alive(pid) for pid in workers)
+
+
+def test_ctrl_c_twice_ends_the_worker_processes_at_once(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    master = start_from_a_terminal(
+        database_server, "tests.jobs.slow_unit", "--processes", "2", "--graceful-timeout", "60",
+        "--log-file", str(log),
+    )  # fmt: skip
+    wait_for(lambda: len(pids_with_state(units, "started")) == 2)
+    workers = worker_pids(units)
+    ctrl_c(master)
+    wait_for(lambda: log_text(log).count("stopping: the units in flight have 60s to finish") == 2)
+    assert master.poll() is None and all(alive(pid) for pid in workers)  # the units keep running
+    started = time.monotonic()
+    ctrl_c(master)
+    _, stderr = master.communicate(timeout=10)
+    assert master.returncode == 1, stderr
+    assert time.monotonic() - started < 5
+    assert "Master got SIGINT again: killing the workers" in stderr
+    assert not any(alive(pid) for pid in workers)
+
+
+def test_a_worker_process_cut_short_by_the_graceful_timeout_fails_the_master(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    master = start_worker(
+        database_server, "tests.jobs.slow_unit", "--processes", "1", "--graceful-timeout", "1"
+    )
+    wait_for(lambda: len(pids_with_state(units, "started")) == 1)
+    code, stderr = stop(master)
+    assert code == 1, stderr
+    # The worker ended by itself, saying why, and the master passed its failure on.
+    assert "Units still running after --graceful-timeout; exiting without them" in stderr
+    assert "exited with 1 while stopping" in stderr
 
 
 @pytest.mark.parametrize(

@@ -200,6 +200,18 @@ def test_a_failed_connect_raises_a_django_operational_error(make_wrapper: Any) -
         wrapper.ensure_connection()
     assert error.value.args[0] == 2002 or error.value.args[0] == 2003
     assert pool_stats(wrapper)["connects"] == 0
+    # The traceback tells of the connect alone: nothing of the pool's own lookups
+    # ("During handling of the above exception, another exception occurred").
+    assert [type(cause) for cause in chain_of(error.value)] == [OperationalError, MySQLdb.OperationalError]
+
+
+def chain_of(error: BaseException | None) -> list[BaseException]:
+    """The error and those it was raised from or while handling, as a traceback prints them."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
 
 
 def test_pools_are_created_once_per_alias_by_racing_threads(make_wrapper: Any) -> None:

@@ -4,7 +4,9 @@ A subclass provides the unit of work, ``handle_job()``; the base class runs it i
 worker threads, each unit inside ``auto_close_db``, under a per-process connection
 budget, and stops gracefully on SIGTERM or SIGINT: no new unit starts, the units in
 flight finish, every connection is returned, and the process exits 0 within the
-graceful timeout. A second signal exits at once.
+graceful timeout. A second signal exits at once; with worker processes, a second
+signal to the master kills them (a worker process stops gracefully however often it
+is signalled: Ctrl-C reaches it, then its master's SIGTERM).
 
 Class attributes give the defaults of every option; the command line overrides them.
 """
@@ -358,7 +360,9 @@ class PooledDaemonCommand(BaseCommand):
         # keep them blocked: only the main thread takes them, and a storm of
         # reloads never interrupts the query of a unit.
         workers.start()
-        with _StopSignals(stop) as signals:
+        # A worker process leaves the second signal to its master: a Ctrl-C signals
+        # every process of the terminal's group, and the master's SIGTERM follows.
+        with _StopSignals(stop, second_exits=master is None) as signals:
             notify("READY=1")
             while not stop.wait(1.0):
                 if signals.stop_requested:
@@ -378,9 +382,10 @@ class PooledDaemonCommand(BaseCommand):
             notify("STOPPING=1")
             logger.info(
                 "Worker %d stopping: the units in flight have %gs to finish; "
-                "a second SIGTERM or SIGINT exits at once",
+                "a second SIGTERM or SIGINT %s ends them at once",
                 os.getpid(),
                 options["graceful_timeout"],
+                "to this process" if master is None else "to the master",
             )
             finished = workers.join(options["graceful_timeout"])
         if signals.reopen_requested:  # a SIGHUP just before the stop: the last lines go to the new file
@@ -495,8 +500,9 @@ def _jittered(max_jobs: int | None) -> int | None:
 
 
 class _StopSignals:
-    """SIGTERM and SIGINT ask for a stop; a second one, or one once ``stop`` is set,
-    ends the process at once. SIGHUP asks for the log files to be reopened.
+    """SIGTERM and SIGINT ask for a stop; if ``second_exits``, a second one, or one
+    once ``stop`` is set, ends the process at once. SIGHUP asks for the log files to
+    be reopened.
 
     The handlers only record the signal in a flag: the main thread does the work,
     within a second. A handler runs between any two bytecodes of the main thread,
@@ -508,8 +514,9 @@ class _StopSignals:
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
-    def __init__(self, stop: threading.Event) -> None:
+    def __init__(self, stop: threading.Event, *, second_exits: bool) -> None:
         self.stop = stop
+        self.second_exits = second_exits
         self.stop_requested = False
         self.reopen_requested = False
         self._previous: dict[int, Any] = {}
@@ -533,6 +540,6 @@ class _StopSignals:
         if signum == signal.SIGHUP:
             self.reopen_requested = True
             return
-        if self.stop_requested or self.stop.is_set():  # is_set() takes no lock
+        if self.second_exits and (self.stop_requested or self.stop.is_set()):  # is_set() takes no lock
             os._exit(EXIT_CUT_SHORT)
         self.stop_requested = True

@@ -16,7 +16,7 @@ import select
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import FrameType
 
 from mysqlpool.daemon.exits import EXIT_BOOT_FAILED, EXIT_CUT_SHORT, EXIT_STOPPED, WorkersKeepFailing
@@ -320,34 +320,55 @@ class Supervisor:
             logger.log(level, "Worker %d exited with %d after %.1fs; respawning", pid, code, lived)
 
     def _stop_workers(self) -> int:
-        """TERM every worker, wait up to the graceful timeout, then KILL the rest."""
+        """TERM every worker and wait for them; KILL those left after the graceful timeout
+        (and a second, in which a worker ends by itself, saying why), or at once on a
+        second SIGTERM or SIGINT. EXIT_CUT_SHORT unless every worker stopped cleanly."""
         for pid in self.workers:
             _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.graceful_timeout
-        while self.workers and time.monotonic() < deadline:
-            self._reap_stopping()
+        deadline = time.monotonic() + self.graceful_timeout + 1.0
+        unclean, asked_again = 0, False
+        while self.workers and time.monotonic() < deadline and not asked_again:
+            unclean += self._reap_stopping()
             self._sleep(0.05)
+            asked_again = self._asked_to_stop_again()
         killed = list(self.workers)
         for pid in killed:
-            logger.error("Worker %d still running after the graceful timeout: killing it", pid)
+            if not asked_again:
+                logger.error("Worker %d still running after the graceful timeout: killing it", pid)
             _signal(pid, signal.SIGKILL)
         while self.workers:
-            self._reap_stopping()
+            self._reap_stopping(killed)
             self._sleep(0.01)
-        return EXIT_CUT_SHORT if killed else EXIT_STOPPED
+        return EXIT_CUT_SHORT if killed or unclean else EXIT_STOPPED
 
-    def _reap_stopping(self) -> None:
+    def _asked_to_stop_again(self) -> bool:
+        """Whether SIGTERM or SIGINT came again while the workers stop (logged)."""
+        again = next((signum for signum in self._signals if signum in (signal.SIGTERM, signal.SIGINT)), None)
+        if again is None:
+            return False
+        logger.warning("Master got %s again: killing the workers", signal.Signals(again).name)
+        return True
+
+    def _reap_stopping(self, killed: Collection[int] = ()) -> int:
+        """Reap the workers that ended; how many of those not ``killed`` did not stop cleanly."""
+        unclean = 0
         while self.workers:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 self.workers.clear()
-                return
+                break
             if pid == 0:
-                return
-            self.workers.pop(pid, None)
+                break
+            if self.workers.pop(pid, None) is None:
+                continue
             if self._reports is not None:
                 self._reports.forget(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if code != EXIT_STOPPED and pid not in killed:
+                logger.error("Worker %d exited with %d while stopping", pid, code)
+                unclean += 1
+        return unclean
 
 
 def _signal(pid: int, signum: int) -> None:
