@@ -477,13 +477,19 @@ def test_a_sighup_storm_kills_no_worker(database_server: dbserver.Server, tmp_pa
     assert "not respawning" not in stderr
 
 
-def test_workers_exit_when_the_master_dies(database_server: dbserver.Server, units: Server) -> None:
-    master = start_worker(database_server, "tests.jobs.record_unit", "--processes", "2", "--interval", "0.01")
+def test_workers_exit_when_the_master_dies(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    log = tmp_path / "worker.log"
+    args = ["tests.jobs.record_unit", "--processes", "2", "--interval", "0.01"]
+    master = start_logging_worker(database_server, log, *args)
     wait_for(lambda: len(worker_pids(units)) == 2)
     master.kill()
     master.communicate(timeout=10)
     wait_for(lambda: not any(alive(pid) for pid in worker_pids(units)))
     wait_for(lambda: units.sessions() == set())
+    assert log_text(log).count("The master process is gone: stopping") == 2
+    assert log_text(log).count("the master is gone: only SIGKILL ends them at once") == 2
 
 
 def test_max_jobs_needs_processes(database_server: dbserver.Server, units: Server) -> None:
@@ -755,6 +761,7 @@ def test_a_stale_pidfile_is_taken_over(
     wait_for(lambda: pidfile.read_text().strip() == str(worker.pid))
     code, stderr = stop(worker)
     assert code == 0, stderr
+    assert f"Taking over the pidfile {pidfile}, left by pid 999999, which is gone" in stderr
     assert not pidfile.exists()
 
 

@@ -381,11 +381,10 @@ class PooledDaemonCommand(BaseCommand):
                 report()
             notify("STOPPING=1")
             logger.info(
-                "Worker %d stopping: the units in flight have %gs to finish; "
-                "a second SIGTERM or SIGINT %s ends them at once",
+                "Worker %d stopping: the units in flight have %gs to finish; %s",
                 os.getpid(),
                 options["graceful_timeout"],
-                "to this process" if master is None else "to the master",
+                _who_ends_them(master),
             )
             finished = workers.join(options["graceful_timeout"])
         if signals.reopen_requested:  # a SIGHUP just before the stop: the last lines go to the new file
@@ -497,6 +496,15 @@ def _umask() -> int:
 def _jittered(max_jobs: int | None) -> int | None:
     # Workers started together would otherwise all be recycled at once.
     return None if max_jobs is None else max_jobs + random.randint(0, max_jobs // 10)
+
+
+def _who_ends_them(master: int | None) -> str:
+    """What ends the units in flight at once, for the stop's log line."""
+    if master is None:
+        return "a second SIGTERM or SIGINT exits at once"
+    if os.getppid() == master:
+        return "a second SIGTERM or SIGINT to the master ends them at once"
+    return "the master is gone: only SIGKILL ends them at once"
 
 
 class _StopSignals:

@@ -45,6 +45,10 @@ class PidFile:
         except BaseException:
             file.close()
             raise
+        if os.fstat(file.fd).st_size:  # left by a daemon that did not remove it
+            logger.info(
+                "Taking over the pidfile %s, left by pid %s, which is gone", self.path, _pid_in(file.fd)
+            )
         self._file = file
 
     def descriptors(self) -> list[int]:

@@ -153,9 +153,10 @@ class Supervisor:
             return
         self.processes += change
         logger.info(
-            "Master got %s: %d worker processes from now on",
+            "Master got %s: %d worker process%s from now on",
             "SIGTTIN" if change > 0 else "SIGTTOU",
             self.processes,
+            "" if self.processes == 1 else "es",
         )
         active = self._active()
         if change < 0 and active:  # (none while all are being replaced: one fewer is spawned)
