@@ -362,7 +362,7 @@ class PooledDaemonCommand(BaseCommand):
         workers.start()
         # A worker process leaves the second signal to its master: a Ctrl-C signals
         # every process of the terminal's group, and the master's SIGTERM follows.
-        with _StopSignals(stop, second_exits=master is None) as signals:
+        with _StopSignals(stop, under_master=master is not None) as signals:
             notify("READY=1")
             while not stop.wait(1.0):
                 if signals.stop_requested:
@@ -508,9 +508,11 @@ def _who_ends_them(master: int | None) -> str:
 
 
 class _StopSignals:
-    """SIGTERM and SIGINT ask for a stop; if ``second_exits``, a second one, or one
-    once ``stop`` is set, ends the process at once. SIGHUP asks for the log files to
-    be reopened.
+    """SIGTERM and SIGINT ask for a stop; a second one, or one once ``stop`` is set,
+    ends the process at once, unless it is a worker process ``under_master``: its
+    master decides (and once stopped, such a worker ignores them: a late SIGTERM must
+    not kill a worker ending by itself, say after --max-jobs). SIGHUP asks for the
+    log files to be reopened.
 
     The handlers only record the signal in a flag: the main thread does the work,
     within a second. A handler runs between any two bytecodes of the main thread,
@@ -522,9 +524,9 @@ class _StopSignals:
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
-    def __init__(self, stop: threading.Event, *, second_exits: bool) -> None:
+    def __init__(self, stop: threading.Event, *, under_master: bool) -> None:
         self.stop = stop
-        self.second_exits = second_exits
+        self.under_master = under_master
         self.stop_requested = False
         self.reopen_requested = False
         self._previous: dict[int, Any] = {}
@@ -542,12 +544,12 @@ class _StopSignals:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         for signum, handler in self._previous.items():
             if signum != signal.SIGHUP:
-                signal.signal(signum, handler)
+                signal.signal(signum, signal.SIG_IGN if self.under_master else handler)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             self.reopen_requested = True
             return
-        if self.second_exits and (self.stop_requested or self.stop.is_set()):  # is_set() takes no lock
+        if not self.under_master and (self.stop_requested or self.stop.is_set()):  # is_set() takes no lock
             os._exit(EXIT_CUT_SHORT)
         self.stop_requested = True
