@@ -16,7 +16,7 @@ import select
 import signal
 import socket
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from types import FrameType
 
 from mysqlpool.daemon.exits import EXIT_BOOT_FAILED, EXIT_CUT_SHORT, EXIT_STOPPED, WorkersKeepFailing
@@ -266,20 +266,8 @@ class Supervisor:
             os._exit(status)
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            started = self.workers.pop(pid, None)
-            if started is None:
-                continue
+        for pid, started, code in self._ended_workers():
             retired = self._retiring.pop(pid, None) is not None
-            if self._reports is not None:
-                self._reports.forget(pid)
-            code = os.waitstatus_to_exitcode(status)
             if pid in self._hung:
                 self._hung.discard(pid)
                 self._count_restart("hung")
@@ -289,6 +277,23 @@ class Supervisor:
             else:
                 self._count_restart("recycled" if code == 0 else "failed" if code > 0 else "killed")
                 self._judge_death(pid, code, time.monotonic() - started)
+
+    def _ended_workers(self) -> Iterator[tuple[int, float, int]]:
+        """The workers that ended since asked last, forgotten here: pid, start time, exit status."""
+        while self.workers:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:  # no child left: the workers listed are gone
+                self.workers.clear()
+                return
+            if pid == 0:
+                return
+            started = self.workers.pop(pid, None)
+            if started is None:
+                continue
+            if self._reports is not None:
+                self._reports.forget(pid)
+            yield pid, started, os.waitstatus_to_exitcode(status)
 
     def _count_restart(self, cause: str) -> None:
         self.restarts[cause] = self.restarts.get(cause, 0) + 1
@@ -353,19 +358,7 @@ class Supervisor:
     def _reap_stopping(self, killed: Collection[int] = ()) -> int:
         """Reap the workers that ended; how many of those not ``killed`` did not stop cleanly."""
         unclean = 0
-        while self.workers:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.workers.clear()
-                break
-            if pid == 0:
-                break
-            if self.workers.pop(pid, None) is None:
-                continue
-            if self._reports is not None:
-                self._reports.forget(pid)
-            code = os.waitstatus_to_exitcode(status)
+        for pid, _, code in self._ended_workers():
             if code != EXIT_STOPPED and pid not in killed:
                 logger.error("Worker %d exited with %d while stopping", pid, code)
                 unclean += 1
