@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
+from mysqlpool.daemon.stops import SAME_REQUEST
 from tests import dbserver
 from tests.helpers import Server, SessionSampler
 from tests.processes import server_connections_of, start_command, start_process, wait_for
@@ -251,14 +252,43 @@ def test_a_second_signal_exits_at_once(
     log = tmp_path / "worker.log"
     worker = start_logging_worker(database_server, log, "tests.jobs.slow_unit", "--graceful-timeout", "60")
     wait_for(lambda: states(units).get("started", 0) >= 1)
+    first = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     wait_for(lambda: "stopping: the units in flight have 60s to finish" in log_text(log))
+    wait_past_the_same_request(first)
     assert worker.poll() is None  # the unit keeps running
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     worker.communicate(timeout=10)
     assert worker.returncode == 1
     assert time.monotonic() - started < 5
+
+
+def wait_past_the_same_request(first: float) -> None:
+    """Until a stop signal is a second request, not a repeat of the one sent at ``first``
+    (the daemon takes those of the next second as repeats; half a second to spare)."""
+    time.sleep(max(0.0, first + SAME_REQUEST + 0.5 - time.monotonic()))
+
+
+def test_a_stop_signal_repeated_at_once_is_one_request(
+    database_server: dbserver.Server, units: Server, tmp_path: Path
+) -> None:
+    """As GNU ``timeout`` signals: the command, then its process group, the master
+    getting the second once it has begun stopping the workers. Their units finish."""
+    log = tmp_path / "worker.log"
+    master = start_logging_worker(
+        database_server, log, "tests.jobs.unit_of_a_second", "--processes", "2", "--graceful-timeout", "60"
+    )
+    wait_for(lambda: len(pids_with_state(units, "started")) == 2)
+    first = time.monotonic()
+    master.send_signal(signal.SIGTERM)
+    wait_for(lambda: "Master got SIGTERM: stopping the workers" in log_text(log))
+    master.send_signal(signal.SIGTERM)
+    assert time.monotonic() - first < SAME_REQUEST, "the test was too slow to repeat the signal at once"
+    _, stderr = master.communicate(timeout=30)
+    assert master.returncode == 0, stderr
+    assert "killing the workers" not in stderr
+    assert "started" not in states(units)  # every unit in flight finished
 
 
 def start_from_a_terminal(database_server: dbserver.Server, *args: str) -> subprocess.Popen[str]:
@@ -301,8 +331,10 @@ def test_ctrl_c_twice_ends_the_worker_processes_at_once(
     )  # fmt: skip
     wait_for(lambda: len(pids_with_state(units, "started")) == 2)
     workers = worker_pids(units)
+    first = time.monotonic()
     ctrl_c(master)
     wait_for(lambda: log_text(log).count("stopping: the units in flight have 60s to finish") == 2)
+    wait_past_the_same_request(first)
     assert master.poll() is None and all(alive(pid) for pid in workers)  # the units keep running
     started = time.monotonic()
     ctrl_c(master)

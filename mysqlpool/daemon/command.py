@@ -40,6 +40,7 @@ from mysqlpool.daemon.metrics_server import MetricsServer
 from mysqlpool.daemon.pidfile import PidFile
 from mysqlpool.daemon.privileges import become, daemon_owner, group_named, user_named
 from mysqlpool.daemon.reports import Reporter
+from mysqlpool.daemon.stops import STOP_SIGNALS, Arrival, StopRequests
 from mysqlpool.daemon.supervisor import RESIZES, Supervisor
 from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.daemon.threads import WorkerThreads
@@ -508,11 +509,11 @@ def _who_ends_them(master: int | None) -> str:
 
 
 class _StopSignals:
-    """SIGTERM and SIGINT ask for a stop; a second one, or one once ``stop`` is set,
-    ends the process at once, unless it is a worker process ``under_master``: its
-    master decides (and once stopped, such a worker ignores them: a late SIGTERM must
-    not kill a worker ending by itself, say after --max-jobs). SIGHUP asks for the
-    log files to be reopened.
+    """SIGTERM and SIGINT ask for a stop; a second request (see ``stops``) ends the
+    process at once, unless it is a worker process ``under_master``: its master
+    decides (and once stopped, such a worker ignores them: a late SIGTERM must not
+    kill a worker ending by itself, say after --max-jobs). SIGHUP asks for the log
+    files to be reopened.
 
     The handlers only record the signal in a flag: the main thread does the work,
     within a second. A handler runs between any two bytecodes of the main thread,
@@ -522,13 +523,14 @@ class _StopSignals:
     sent meanwhile is handled, not lost or fatal.
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    SIGNALS = (*STOP_SIGNALS, signal.SIGHUP)
 
     def __init__(self, stop: threading.Event, *, under_master: bool) -> None:
         self.stop = stop
         self.under_master = under_master
         self.stop_requested = False
         self.reopen_requested = False
+        self._stops = StopRequests()
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopSignals:
@@ -550,6 +552,6 @@ class _StopSignals:
         if signum == signal.SIGHUP:
             self.reopen_requested = True
             return
-        if not self.under_master and (self.stop_requested or self.stop.is_set()):  # is_set() takes no lock
+        if self._stops.arrived() is Arrival.AGAIN and not self.under_master:
             os._exit(EXIT_CUT_SHORT)
         self.stop_requested = True

@@ -48,7 +48,8 @@ class FailureLog:
             elapsed, self._since = time.monotonic() - self._since, time.monotonic()
         for kind, count in repeats.items():
             if count:
-                logger.error("%s: %d more times in the last %.0fs", kind, count, elapsed)
+                times = "time" if count == 1 else "times"
+                logger.error("%s: %d more %s in the last %.0fs", kind, count, times, elapsed)
 
     def _kind(self, error: BaseException) -> str:
         name = f"{type(error).__module__}.{type(error).__qualname__}"

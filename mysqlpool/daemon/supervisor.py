@@ -24,6 +24,7 @@ from mysqlpool.daemon.health import verdict
 from mysqlpool.daemon.logfile import reopen_log_files
 from mysqlpool.daemon.metrics_server import MetricsServer
 from mysqlpool.daemon.reports import Report, Reporter, Reports
+from mysqlpool.daemon.stops import STOP_SIGNALS, Arrival, StopRequests
 from mysqlpool.daemon.systemd import Watchdog, notify
 from mysqlpool.forking import fork
 
@@ -40,7 +41,7 @@ MAX_RESPAWN_BACKOFF = 10.0
 
 # SIGTTIN adds a worker and SIGTTOU removes one, as gunicorn's arbiter does.
 RESIZES = (signal.SIGTTIN, signal.SIGTTOU)
-_HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, *RESIZES)
+_HANDLED = (*STOP_SIGNALS, signal.SIGHUP, signal.SIGCHLD, *RESIZES)
 
 
 class Supervisor:
@@ -74,6 +75,7 @@ class Supervisor:
         # The workers report their metrics and stalls when someone reads them.
         self._reports = Reports() if server is not None or unit_timeout is not None else None
         self._signals: list[int] = []
+        self._stops = StopRequests()
         self._quick_deaths = 0
         self._stopping = False
         self._wake_read, self._wake_write = os.pipe()
@@ -106,6 +108,8 @@ class Supervisor:
 
     def _queue_signal(self, signum: int, frame: FrameType | None) -> None:
         # Only record it: the loop does the work.
+        if signum in STOP_SIGNALS and self._stops.arrived() is Arrival.REPEAT:
+            return
         self._signals.append(signum)
         try:
             os.write(self._wake_write, b".")
@@ -137,7 +141,7 @@ class Supervisor:
     def _dispatch_signals(self) -> None:
         while self._signals:
             signum = self._signals.pop(0)
-            if signum in (signal.SIGTERM, signal.SIGINT):
+            if signum in STOP_SIGNALS:
                 logger.info("Master got %s: stopping the workers", signal.Signals(signum).name)
                 self._stopping = True
             elif signum == signal.SIGHUP:
@@ -327,8 +331,8 @@ class Supervisor:
 
     def _stop_workers(self) -> int:
         """TERM every worker and wait for them; KILL those left after the graceful timeout
-        (and a second, in which a worker ends by itself, saying why), or at once on a
-        second SIGTERM or SIGINT. EXIT_CUT_SHORT unless every worker stopped cleanly."""
+        (and a second, in which a worker ends by itself, saying why), or at once when
+        asked again (see ``stops``). EXIT_CUT_SHORT unless every worker stopped cleanly."""
         for pid in self.workers:
             _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.graceful_timeout + 1.0
@@ -349,7 +353,7 @@ class Supervisor:
 
     def _asked_to_stop_again(self) -> bool:
         """Whether SIGTERM or SIGINT came again while the workers stop (logged)."""
-        again = next((signum for signum in self._signals if signum in (signal.SIGTERM, signal.SIGINT)), None)
+        again = next((signum for signum in self._signals if signum in STOP_SIGNALS), None)
         if again is None:
             return False
         logger.warning("Master got %s again: killing the workers", signal.Signals(again).name)
