@@ -7,6 +7,7 @@ budget and the pool with what the server allows.
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from django.db import connections
 from mysqlpool.config import (
     BUDGET_SETTING,
     HOLD_WARNING_SETTING,
+    SETTINGS,
     PoolConfig,
     check_conn_max_age,
     pool_config,
@@ -37,8 +39,8 @@ def _message(level: type[Error] | type[Warning], check_id: str, message: str, ad
 
 
 def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> list[CheckMessage]:
-    """E001-E004, W001-W002, W005-W006: what the settings say, without a server."""
-    messages: list[CheckMessage] = []
+    """E001-E004, W001-W002, W005-W007: what the settings say, without a server."""
+    messages: list[CheckMessage] = _check_unknown_settings()
     aliases = pooled_aliases()
     try:
         limit = validated_limit(getattr(settings, BUDGET_SETTING, None))
@@ -63,6 +65,29 @@ def check_settings(app_configs: Sequence[Any] | None = None, **kwargs: Any) -> l
                 f"Raise MYSQLPOOL_BUDGET to at least {len(aliases)}.",
             )
         )
+    return messages
+
+
+_SUFFIXES = [name.removeprefix("MYSQLPOOL_") for name in SETTINGS]
+
+
+def _check_unknown_settings() -> list[CheckMessage]:
+    # A misspelt setting is otherwise ignored without a word: the default applies.
+    messages = []
+    for name in sorted(dir(settings)):
+        if name.startswith("MYSQLPOOL_") and name not in SETTINGS:
+            # Without the prefix that they all share, or every name looks close.
+            close = difflib.get_close_matches(name.removeprefix("MYSQLPOOL_"), _SUFFIXES, n=1)
+            messages.append(
+                _message(
+                    Warning,
+                    "mysqlpool.W007",
+                    f"The setting {name} is not one of mysqlpool's: it has no effect.",
+                    f"Did you mean MYSQLPOOL_{close[0]}?"
+                    if close
+                    else f"mysqlpool's settings: {', '.join(SETTINGS)}.",
+                )
+            )
     return messages
 
 

@@ -202,14 +202,15 @@ def pool_config(alias: str, settings_dict: Mapping[str, Any]) -> PoolConfig:
         name: value for name, value in DEFAULT_ARGUMENTS.items() if name in accepted_arguments(backend)
     }
     sources = [
-        (ARGUMENTS_SETTING, global_arguments),
+        (ARGUMENTS_SETTING, global_arguments, ()),
         (
             f"DATABASES[{alias!r}]['OPTIONS']['pool']",
             {k: v for k, v in alias_options.items() if k != "backend"},
+            ("backend",),
         ),
     ]
-    for source, given in sources:
-        arguments.update(_validated_arguments(backend, given, source))
+    for source, given, also_accepted in sources:
+        arguments.update(_validated_arguments(backend, given, source, also_accepted))
     return PoolConfig(alias=alias, backend=backend, arguments=MappingProxyType(arguments))
 
 
@@ -262,8 +263,10 @@ def _backend_class(name: Any, source: str) -> type[sqla_pool.Pool]:
 
 
 def _validated_arguments(
-    backend: type[sqla_pool.Pool], given: Mapping[str, Any], source: str
+    backend: type[sqla_pool.Pool], given: Mapping[str, Any], source: str, also_accepted: tuple[str, ...]
 ) -> dict[str, Any]:
+    """``given``'s arguments, validated; ``also_accepted``: names the source takes besides
+    (they are named when an unknown one is refused)."""
     accepted = accepted_arguments(backend)
     arguments: dict[str, Any] = {}
     for name, value in given.items():
@@ -277,7 +280,7 @@ def _validated_arguments(
         if name in _RESERVED_ARGUMENTS or name not in accepted:
             raise ImproperlyConfigured(
                 f"{source} has an unknown argument {name!r} for {backend.__name__}; "
-                f"it accepts: {', '.join(sorted(accepted))}."
+                f"it accepts: {', '.join(sorted([*accepted, *also_accepted]))}."
             )
         is_valid, allowed = _VALIDATORS[name]
         if not is_valid(value):
@@ -294,6 +297,8 @@ def pooled_aliases() -> dict[str, Mapping[str, Any]]:
 # The per-process budget's settings (mysqlpool.budget).
 BUDGET_SETTING = "MYSQLPOOL_BUDGET"
 HOLD_WARNING_SETTING = "MYSQLPOOL_HOLD_WARNING"
+# Every setting mysqlpool reads: another MYSQLPOOL_* name is likely a typo (mysqlpool.W007).
+SETTINGS = (BACKEND_SETTING, ARGUMENTS_SETTING, BUDGET_SETTING, HOLD_WARNING_SETTING)
 
 
 def validated_limit(value: Any, source: str = BUDGET_SETTING) -> int | None:

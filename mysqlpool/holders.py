@@ -58,7 +58,9 @@ def _line_of(code: CodeType, offset: int) -> int | None:
 def _is_machinery(filename: str) -> bool:
     machinery = _machinery_files.get(filename)
     if machinery is None:
-        machinery = filename.startswith(_MACHINERY) or filename.startswith("<")
+        # Code typed in a shell (``<console>``, ``<string>``, ``<stdin>``) is the
+        # user's; ``<frozen importlib._bootstrap>`` runs an import that queries.
+        machinery = filename.startswith(_MACHINERY) or filename.startswith("<frozen ")
         _machinery_files[filename] = machinery
     return machinery
 

@@ -153,3 +153,11 @@ def hanging_unit() -> bool:
 def exiting_at_once_unit() -> bool:
     """Every unit calls sys.exit(): the process ends as soon as it starts."""
     sys.exit("this unit exits on purpose")
+
+
+class NotAUnit:
+    """A class: calling it makes an instance (truthy), which must not pass for a unit done."""
+
+
+def unit_with_an_argument(job_id: int) -> bool:
+    return True

@@ -106,6 +106,23 @@ def test_hold_warning(seconds: Any, expected: list[str]) -> None:
         assert ids() == expected
 
 
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("MYSQLPOOL_BUGDET", "Did you mean MYSQLPOOL_BUDGET?"),
+        ("MYSQLPOOL_ARGUMENT", "Did you mean MYSQLPOOL_ARGUMENTS?"),
+        ("MYSQLPOOL_POOL_SIZE", "mysqlpool's settings: MYSQLPOOL_BACKEND, MYSQLPOOL_ARGUMENTS, "),
+    ],
+)
+def test_a_misspelt_setting_is_named_with_the_closest(name: str, hint: str) -> None:
+    with override_settings(**{name: 2}):
+        messages = [message for message in run_checks() if message.id == "mysqlpool.W007"]
+    assert [message.msg for message in messages] == [
+        f"The setting {name} is not one of mysqlpool's: it has no effect."
+    ]
+    assert hint in messages[0].hint
+
+
 def test_plain_aliases_are_not_checked() -> None:
     with override_settings(DATABASES=databases_with("plain", CONN_MAX_AGE=600)):
         assert ids() == []
@@ -168,5 +185,5 @@ def test_every_check_the_hints_point_to_is_explained_in_the_readme() -> None:
     readme = (ROOT / "README.rst").read_text()
     section = readme[readme.index("\nSystem checks\n") : readme.index("\nConnection budgets\n")]
     check_ids = set(re.findall(r'"(mysqlpool\.[EW]\d{3})"', source))
-    assert len(check_ids) == 10
+    assert len(check_ids) == 11
     assert {check_id for check_id in check_ids if f"``{check_id}``" not in section} == set()

@@ -75,6 +75,18 @@ def test_unknown_argument_is_named_with_the_accepted_ones() -> None:
     message = str(error.value)
     assert "DATABASES['default']['OPTIONS']['pool'] has an unknown argument 'pool_sise'" in message
     assert "max_overflow, pool_size, pre_ping, recycle, reset_on_return, timeout, use_lifo" in message
+    assert "it accepts: backend, " in message  # the pool class, which an alias may choose too
+
+
+def test_the_global_arguments_take_no_backend() -> None:
+    with (
+        override_settings(MYSQLPOOL_ARGUMENTS={"backend": "NullPool"}),
+        pytest.raises(ImproperlyConfigured) as error,
+    ):
+        pool_config("default", settings_dict())
+    message = str(error.value)
+    assert "MYSQLPOOL_ARGUMENTS has an unknown argument 'backend'" in message
+    assert "backend," not in message  # MYSQLPOOL_BACKEND chooses it
 
 
 def test_argument_of_another_backend_is_unknown() -> None:

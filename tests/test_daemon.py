@@ -364,6 +364,18 @@ def test_a_worker_process_cut_short_by_the_graceful_timeout_fails_the_master(
     [
         (["tests.jobs.no_such_unit"], "'tests.jobs.no_such_unit' is not an importable dotted path"),
         (["tests.jobs.NOT_CALLABLE"], "'tests.jobs.NOT_CALLABLE' is not a callable: it is of type int."),
+        (["tests.jobs"], "'tests.jobs' is a module, not a callable: name the function in it"),
+        (["tests.jobs.NotAUnit"], "'tests.jobs.NotAUnit' is a class: calling it makes an instance"),
+        (
+            ["tests.jobs.unit_with_an_argument"],
+            "'tests.jobs.unit_with_an_argument' needs the argument job_id, and a unit of work is called "
+            "without any",
+        ),
+        (
+            ["tests.broken_jobs.unit"],
+            "'tests.broken_jobs.unit': importing tests.broken_jobs failed with ModuleNotFoundError: "
+            "No module named 'mysqlpool_tests_no_such_package'",
+        ),
         (["tests.jobs.record_unit", "--threads", "0"], "argument --threads: '0' is not an int >= 1"),
         (
             ["tests.jobs.record_unit", "--interval", "soon"],

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mysqlpool import holders, set_budget
+from mysqlpool import auto_close_db, holders, set_budget
 from mysqlpool.budget import process_budget
 from tests.processes import wait_for
 
@@ -70,6 +70,25 @@ def test_the_checkout_site_shown_names_the_line_of_the_call(make_wrapper: Any) -
         assert f"checked out at {__file__}:{line} in connects" in holder.describe(time.monotonic())
     finally:
         wrapper.close()
+
+
+def test_code_typed_in_a_shell_is_the_checkout_site(make_wrapper: Any) -> None:
+    """As ``manage.py shell`` runs it, through auto_close_db: not contextlib's wrapper."""
+    typed = (
+        "@auto_close_db\n"
+        "def hog():\n"
+        "    wrapper.ensure_connection()\n"
+        "    return process_budget().holders.all()\n"
+    )
+    namespace: dict[str, Any] = {
+        "auto_close_db": auto_close_db, "process_budget": process_budget, "wrapper": make_wrapper()
+    }  # fmt: skip
+    exec(compile(typed, "<console>", "exec"), namespace)
+    try:
+        (holder,) = namespace["hog"]()
+    finally:
+        namespace["wrapper"].close()
+    assert holder.describe(time.monotonic()).endswith("checked out at <console>:3 in hog")
 
 
 def test_a_hold_with_no_python_frame_above_is_recorded_at_an_unknown_site() -> None:

@@ -62,6 +62,45 @@ def test_text_and_json_show_the_same_values_as_the_readme() -> None:
     assert "\n  timeout          30\n" in text
 
 
+@pytest.mark.parametrize(
+    ("host", "options", "where", "socket"),
+    [
+        ("", {}, "root@localhost/{name} through the default socket", "default"),
+        (
+            "localhost",
+            {"unix_socket": "/run/db.sock"},
+            "root@localhost/{name} through the socket /run/db.sock",
+            "/run/db.sock",
+        ),
+        (
+            "/run/mysqld/mysqld.sock",
+            {},
+            "root@localhost/{name} through the socket /run/mysqld/mysqld.sock",
+            "/run/mysqld/mysqld.sock",
+        ),
+    ],
+)
+def test_a_unix_socket_is_shown_as_one(host: str, options: dict[str, str], where: str, socket: str) -> None:
+    """Not as localhost:3306: the client library connects through a socket there."""
+    settings_dict = connections["other"].settings_dict
+    saved = settings_dict["HOST"], settings_dict["OPTIONS"]
+    settings_dict["HOST"], settings_dict["OPTIONS"] = host, {**saved[1], **options}
+    try:
+        text, report = status(), json.loads(status("--json"))
+    finally:
+        settings_dict["HOST"], settings_dict["OPTIONS"] = saved
+    assert f"other: QueuePool to {where.format(name=settings_dict['NAME'])}\n" in text
+    target = report["aliases"]["other"]["target"]
+    assert (target["host"], target["port"], target["socket"]) == ("localhost", None, socket)
+
+
+def test_a_settings_mistake_is_a_command_error() -> None:
+    with override_settings(MYSQLPOOL_ARGUMENTS={"pool_sise": 3}), pytest.raises(CommandError) as error:
+        status()
+    assert str(error.value).startswith("MYSQLPOOL_ARGUMENTS has an unknown argument 'pool_sise'")
+    assert str(error.value).endswith("(manage.py check lists every mistake)")
+
+
 def test_a_url_that_cannot_be_read_is_a_clear_error() -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))  # bound, never listening: the connect is refused

@@ -27,6 +27,7 @@ from tests.dbserver import Server, throwaway_server  # noqa: E402
 JOBS = 2000
 PROCESSES, THREADS, BUDGET = 2, 4, 3
 DATABASE = os.environ.get("DEMO_DB_NAME", "mysqlpool_demo")
+MARK = "made_by_mysqlpool_demo"  # the table that tells a database the demo made
 
 
 @contextlib.contextmanager
@@ -61,6 +62,13 @@ class Watcher:
             cursor.execute(sql, args or None)
             return int(cursor.fetchone()[0])
 
+    def tables(self) -> set[str]:
+        with self.conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [DATABASE]
+            )
+            return {name for (name,) in cursor.fetchall()}
+
     def sessions(self) -> int:
         # SHOW PROCESSLIST, not information_schema.processlist, which writes a
         # temporary table to disk for every query (this one is sampled in a loop).
@@ -71,6 +79,25 @@ class Watcher:
 
     def done(self) -> int:
         return self.value(f"SELECT COUNT(*) FROM `{DATABASE}`.jobs_completion")
+
+
+def claim_database(watcher: Watcher) -> None:
+    """Create the demo's database, or make sure that the one there is the demo's.
+
+    Each run empties the tables of its ``jobs`` app: a database of yours with an app
+    of that name would lose its rows. So the demo works only in a database it made
+    (its mark: the empty table MARK) or in one without tables.
+    """
+    watcher.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}` CHARACTER SET utf8mb4")
+    tables = watcher.tables()
+    if tables and MARK not in tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise SystemExit(
+            f"The database {DATABASE!r} holds tables that the demo did not make ({shown}), and the "
+            "demo empties its own jobs tables at each run: set DEMO_DB_NAME to a database of its "
+            "own (the default is mysqlpool_demo)."
+        )
+    watcher.execute(f"CREATE TABLE IF NOT EXISTS `{DATABASE}`.`{MARK}` (id INT PRIMARY KEY)")
 
 
 @dataclass
@@ -109,7 +136,7 @@ def environment(server: Server, **extra: str) -> dict[str, str]:
 def run_queue(server: Server, jobs: int, worker_args: list[str], env: dict[str, str], show: bool) -> Run:
     """Enqueue ``jobs``, work them with run_pooled_worker ``worker_args``, and check the result."""
     watcher = Watcher(server)
-    watcher.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}` CHARACTER SET utf8mb4")
+    claim_database(watcher)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=HERE, env=env, check=True)
     watcher.execute(f"DELETE FROM `{DATABASE}`.jobs_completion")
     watcher.execute(f"DELETE FROM `{DATABASE}`.jobs_job")

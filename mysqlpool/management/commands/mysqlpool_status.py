@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
@@ -51,7 +52,10 @@ class Command(BaseCommand):
                 json.dumps(remote, indent=2, sort_keys=True) if options["json"] else render_remote(remote)
             )
             return
-        status = collect_status()
+        try:
+            status = collect_status()
+        except ImproperlyConfigured as error:  # a settings mistake: its message, not a traceback
+            raise CommandError(f"{error} (manage.py check lists every mistake)") from None
         if options["json"]:
             self.stdout.write(json.dumps(status, indent=2, sort_keys=True))
         else:
@@ -73,21 +77,40 @@ def collect_status() -> dict[str, Any]:
 
 
 def _target(settings_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """Where the alias's connections go, with MySQLdb's defaults filled in."""
+    """Where the alias's connections go, with MySQLdb's defaults filled in.
+
+    As Django's backend and the client library read the settings: a HOST that is a
+    path is a Unix socket; no HOST or ``localhost`` means a socket too, OPTIONS'
+    ``unix_socket`` or else the client library's default ("default"). A socket has
+    no port.
+    """
+    host = settings_dict.get("HOST") or "localhost"
+    options = settings_dict.get("OPTIONS")
+    socket = None
+    if host.startswith("/"):
+        socket = host
+    elif host == "localhost":
+        socket = (options.get("unix_socket") if isinstance(options, Mapping) else None) or "default"
     return {
-        "host": settings_dict.get("HOST") or "localhost",
-        "port": int(settings_dict.get("PORT") or 3306),
+        "host": "localhost" if socket is not None else host,
+        "port": None if socket is not None else int(settings_dict.get("PORT") or 3306),
+        "socket": socket,
         "name": settings_dict.get("NAME"),
         "user": settings_dict.get("USER"),
     }
 
 
+def _where(target: Mapping[str, Any]) -> str:
+    if target["socket"] is None:
+        return "{user}@{host}:{port}/{name}".format(**target)
+    socket = "the default socket" if target["socket"] == "default" else f"the socket {target['socket']}"
+    return "{user}@localhost/{name} through ".format(**target) + socket
+
+
 def render(status: dict[str, Any]) -> str:
     lines = []
     for alias, pool in status["aliases"].items():
-        lines.append(
-            f"{alias}: {pool['backend']} to " + "{user}@{host}:{port}/{name}".format(**pool["target"])
-        )
+        lines.append(f"{alias}: {pool['backend']} to {_where(pool['target'])}")
         rows = sorted(pool["arguments"].items())
         if pool["live"] is None:
             rows.append(("live figures", "none yet: this process has not used the alias"))
