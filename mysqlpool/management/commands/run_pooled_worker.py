@@ -56,7 +56,7 @@ def _imported(path: str) -> object:
     try:
         found = import_string(path)
     except ImportError as error:
-        module, _, name = path.rpartition(".")
+        module = path.rpartition(".")[0]
         if module in sys.modules and _is_module(path):  # a submodule its package does not import
             raise _a_module(path) from None
         if module and module not in sys.modules and _is_module(module):
