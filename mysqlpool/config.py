@@ -281,12 +281,20 @@ def _validated_arguments(
             raise ImproperlyConfigured(
                 f"{source} has an unknown argument {name!r} for {backend.__name__}; "
                 f"it accepts: {', '.join(sorted([*accepted, *also_accepted]))}."
+                + _PROCESS_SETTINGS.get(name, "")
             )
         is_valid, allowed = _VALIDATORS[name]
         if not is_valid(value):
             raise ImproperlyConfigured(f"{source}[{name!r}] is {value!r}; it must be {allowed}.")
         arguments[name] = value
     return arguments
+
+
+# Pool arguments that are settings of the whole process instead.
+_PROCESS_SETTINGS = {
+    "budget": " The budget is the process's, for every alias together: MYSQLPOOL_BUDGET.",
+    "hold_warning": " The hold warning is the process's, for every alias: MYSQLPOOL_HOLD_WARNING.",
+}
 
 
 def pooled_aliases() -> dict[str, Mapping[str, Any]]:

@@ -406,7 +406,11 @@ class AliasPool:
         if waiter.holds_slot:
             return self.budget.exceeded(self.alias, self._timeout)
         self.stats.add(stats.TIMEOUTS)
-        return PoolTimeout(self._timeout_message())
+        message = self._timeout_message()
+        # Logged as the budget's timeouts are: under a web server, the error
+        # itself may only reach a 500 page.
+        logger.warning("%s", message)
+        return PoolTimeout(message)
 
     def _timeout_message(self) -> str:
         size, overflow = self.config.argument("pool_size"), self.config.argument("max_overflow")
@@ -414,9 +418,18 @@ class AliasPool:
             f"mysqlpool: no connection of database alias {self.alias!r} became free "
             f"within timeout={self.config.argument('timeout')}s: all "
             f"{size + overflow} (pool_size={size} + max_overflow={overflow}) are "
-            "checked out. Return connections sooner (auto_close_db() around each "
-            "unit of work, no long transactions) or raise pool_size/max_overflow."
+            "checked out. Return connections sooner (auto_close_db() around each unit of "
+            "work, no long transactions) or raise pool_size/max_overflow." + self._holders_text()
         )
+
+    def _holders_text(self) -> str:
+        """The holders of the alias's connections, where checkouts are tracked (a
+        budget or a hold warning is set); else how to have them named."""
+        if not self.budget.tracking:
+            return " Set MYSQLPOOL_BUDGET or MYSQLPOOL_HOLD_WARNING to have their holders named."
+        now = _monotonic()
+        lines = [holder.describe(now) for holder in self.budget.holders.all() if holder.alias == self.alias]
+        return "\nHolders:\n  " + "\n  ".join(lines or ["(none recorded)"])
 
     # ---------------------------------------------------------------- check-in
 

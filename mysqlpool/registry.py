@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Protocol
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.utils.connection import ConnectionDoesNotExist
 from django.views.decorators.debug import sensitive_variables
 
+from mysqlpool import celery_worker
 from mysqlpool.budget import process_budget, start_afresh_in_child
-from mysqlpool.config import pool_config
+from mysqlpool.config import PoolConfig, pool_config
 from mysqlpool.pooling import AliasPool
 from mysqlpool.stats import PoolStats
 
@@ -25,6 +28,8 @@ class PooledWrapper(Protocol):
     def connection_params_from_settings(self) -> dict[str, Any]: ...
 
 
+logger = logging.getLogger("mysqlpool")
+
 _pools: dict[str, AliasPool] = {}
 # Each alias's counters, kept across close_pool(): they only grow, and a closed
 # pool's connections still checked out count as open until they are returned.
@@ -32,6 +37,8 @@ _stats: dict[str, PoolStats] = {}
 # The last pool of each alias closed by close_pool(): get_stats() shows it while
 # its connections are still checked out and no new pool has taken its place.
 _closed: dict[str, AliasPool] = {}
+# (alias, message) of the settings mistakes already logged: one line each, not one per request.
+_mistakes_logged: set[tuple[str, str]] = set()
 # Creation is rare; the lock makes racing threads agree on one pool per alias.
 _creation_lock = threading.Lock()
 
@@ -47,7 +54,7 @@ def pool_for(wrapper: PooledWrapper) -> AliasPool:
         with _creation_lock:
             pool = _pools.get(wrapper.alias)
             if pool is None:
-                config = pool_config(wrapper.alias, wrapper.settings_dict)
+                config = _checked_config(wrapper)
                 params = wrapper.connection_params_from_settings()
                 pool = AliasPool(
                     config,
@@ -59,7 +66,24 @@ def pool_for(wrapper: PooledWrapper) -> AliasPool:
                     counters=_stats.setdefault(wrapper.alias, PoolStats()),
                 )
                 _pools[wrapper.alias] = pool
+                celery_worker.on_child_exit(close_pool)
     return pool
+
+
+def _checked_config(wrapper: PooledWrapper) -> PoolConfig:
+    """The alias's pool configuration; a settings mistake is logged, once, as well as raised.
+
+    gunicorn, uvicorn and Celery do not run Django's system checks, and with
+    ``DEBUG = False`` Django's default logging shows a request's error to nobody:
+    the log then says why every request fails.
+    """
+    try:
+        return pool_config(wrapper.alias, wrapper.settings_dict)
+    except ImproperlyConfigured as error:
+        if (wrapper.alias, str(error)) not in _mistakes_logged:
+            _mistakes_logged.add((wrapper.alias, str(error)))
+            logger.error("No pool for database alias %r: %s", wrapper.alias, error)
+        raise
 
 
 def orphan_all() -> None:

@@ -60,6 +60,10 @@ class Server:
         """How many connections the server has accepted since it started (status Connections)."""
         return int(self.query("SHOW GLOBAL STATUS LIKE 'Connections'")[0][1])
 
+    def aborted_clients(self) -> int:
+        """How many sessions ended without the client's goodbye (COM_QUIT) since the server started."""
+        return int(self.query("SHOW GLOBAL STATUS LIKE 'Aborted_clients'")[0][1])
+
     def kill(self, session_id: int) -> None:
         self.query(f"KILL CONNECTION {int(session_id)}")
 

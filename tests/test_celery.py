@@ -98,7 +98,7 @@ def test_prefork_children_reuse_their_pool_and_recycle_without_leaks(
     pool_in: str,
 ) -> None:
     """The pool in OPTIONS["pool"] made Celery's fixup close it around every task: a connection per task."""
-    connects_before = task_runs.connects()
+    connects_before, aborted_before = task_runs.connects(), task_runs.aborted_clients()
     with SessionSampler(settings(), {task_runs.conn.thread_id()}, held_only=True) as sampler:
         worker = servers.enter_context(Worker(
             database_server, broker, tmp_path / "worker.log",
@@ -130,6 +130,9 @@ def test_prefork_children_reuse_their_pool_and_recycle_without_leaks(
     assert runs(task_runs, "master-end") == [(0, master_pid, master_connection)]
     assert sampler.peak <= CHILDREN * POOL_SIZE + 1
     wait_for(lambda: not task_runs.sessions(), what="no session left after the worker stopped")
+    # Each child closed its pool as it exited (Celery ends them with os._exit()):
+    # the server logged no "Aborted connection" for their sessions.
+    assert task_runs.aborted_clients() == aborted_before
 
 
 def test_threads_share_the_budget_of_their_process(

@@ -78,6 +78,14 @@ def test_unknown_argument_is_named_with_the_accepted_ones() -> None:
     assert "it accepts: backend, " in message  # the pool class, which an alias may choose too
 
 
+def test_a_budget_among_the_pool_arguments_is_pointed_to_its_setting() -> None:
+    with pytest.raises(ImproperlyConfigured) as error:
+        pool_config("default", settings_dict({"budget": 4}))
+    assert str(error.value).endswith(
+        "The budget is the process's, for every alias together: MYSQLPOOL_BUDGET."
+    )
+
+
 def test_the_global_arguments_take_no_backend() -> None:
     with (
         override_settings(MYSQLPOOL_ARGUMENTS={"backend": "NullPool"}),
@@ -181,10 +189,22 @@ def test_persistent_connections_are_refused(max_age: Any) -> None:
     assert "set CONN_MAX_AGE to 0" in str(error.value)
 
 
-def test_persistent_connections_fail_the_first_query(make_wrapper: Any) -> None:
+def test_persistent_connections_fail_every_query_and_are_logged_once(
+    make_wrapper: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Logged: gunicorn, uvicorn and Celery run no system checks, and with DEBUG off
+    Django's default logging shows a failed request to nobody."""
     wrapper = make_wrapper(CONN_MAX_AGE=60)
-    with pytest.raises(ImproperlyConfigured, match="CONN_MAX_AGE"):
-        wrapper.ensure_connection()
+    for _ in range(3):
+        with pytest.raises(ImproperlyConfigured, match="CONN_MAX_AGE"):
+            wrapper.ensure_connection()
+    logged = [record for record in caplog.records if record.name == "mysqlpool"]
+    assert [record.getMessage() for record in logged] == [
+        f"No pool for database alias {wrapper.alias!r}: DATABASES[{wrapper.alias!r}]['CONN_MAX_AGE'] is 60, "
+        "but a pooled connection goes back to the pool at the end of every request: set CONN_MAX_AGE to 0 "
+        "(the default) and use the pool's 'recycle' argument to limit how long a connection lives."
+    ]
+    assert logged[0].levelname == "ERROR"
 
 
 def test_django_mysqlpool_configuration_works_unchanged(make_wrapper: Any, server: Any) -> None:

@@ -10,12 +10,36 @@ import pytest
 from django.db import OperationalError
 
 from mysqlpool import PoolTimeout
+from mysqlpool.budget import process_budget
 from tests.helpers import Server, connection_id, pool_stats, request_cycle
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases=["default", "other", "plain"]),
     pytest.mark.usefixtures("hot_path"),  # each test in C and in Python
 ]
+
+
+def test_an_exhausted_pool_names_the_holders_where_checkouts_are_tracked(
+    make_wrapper: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    process_budget().set_hold_warning(3600)  # tracks the checkouts, as a budget does
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 0.2})
+    try:
+        holder.ensure_connection()
+        waiter = type(holder)(holder.settings_dict, alias=holder.alias)
+        with pytest.raises(PoolTimeout) as error:
+            waiter.ensure_connection()
+    finally:
+        holder.close()
+        process_budget().set_hold_warning(None)
+    assert f"\nHolders:\n  thread 'MainThread' holds a connection of alias {holder.alias!r} for " in str(
+        error.value
+    )
+    assert f"checked out at {__file__}:" in str(error.value)
+    # Logged too: under a web server, the error itself may reach only a 500 page.
+    assert [record.getMessage() for record in caplog.records if record.name == "mysqlpool"][-1] == str(
+        error.value
+    )
 
 
 def test_an_exhausted_pool_raises_a_django_operational_error(make_wrapper: Any) -> None:
@@ -28,6 +52,7 @@ def test_an_exhausted_pool_raises_a_django_operational_error(make_wrapper: Any) 
     message = str(error.value)
     assert f"database alias {holder.alias!r}" in message and "timeout=0.2s" in message
     assert "pool_size=1 + max_overflow=0" in message
+    assert "Set MYSQLPOOL_BUDGET or MYSQLPOOL_HOLD_WARNING to have their holders named." in message
     stats = pool_stats(holder)
     assert (stats["waits"], stats["timeouts"]) == (1, 1)
     assert stats["wait_time"] >= 0.2

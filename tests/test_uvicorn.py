@@ -24,10 +24,12 @@ POOL_SIZE = 2
 MAX_OVERFLOW = 4
 
 
-def start_uvicorn(database_server: dbserver.Server, log: Path) -> WebServer:
+def start_uvicorn(
+    database_server: dbserver.Server, log: Path, application: str = "application", lifespan: str = "off"
+) -> WebServer:
     return WebServer(
-        database_server, log, "uvicorn", "tests.servers_app.asgi:application",
-        "--host", "127.0.0.1", "--lifespan", "off", "--no-access-log",
+        database_server, log, "uvicorn", f"tests.servers_app.asgi:{application}",
+        "--host", "127.0.0.1", "--lifespan", lifespan, "--no-access-log",
         MYSQLPOOL_TEST_POOL_SIZE=str(POOL_SIZE), MYSQLPOOL_TEST_MAX_OVERFLOW=str(MAX_OVERFLOW),
     )  # fmt: skip
 
@@ -76,3 +78,22 @@ def test_concurrent_requests_stay_within_the_pool_and_the_overflow_closes_after(
     wait_for(lambda: len(server.sessions()) <= POOL_SIZE, what="the overflow's sessions gone")
     web.stop()
     wait_for(lambda: not server.sessions(), what="no session left after SIGTERM")
+
+
+def test_the_pools_close_politely_when_uvicorn_shuts_down(
+    database_server: dbserver.Server, server: Server, tmp_path: Path, servers: ExitStack
+) -> None:
+    """uvicorn ends on SIGTERM by raising it again after its graceful shutdown, without
+    Python's exit: the idle connections dropped without a goodbye, and the server
+    counted each in Aborted_clients (and logged a warning). close_pools_at_shutdown()
+    closes them at the lifespan protocol's shutdown."""
+    aborted = server.aborted_clients()
+    web = servers.enter_context(
+        start_uvicorn(database_server, tmp_path / "uvicorn.log", "closing_application", lifespan="on")
+    )
+    replies = web.load("async-hit", 100, clients=8)
+    assert failures(replies) == []
+    assert get(f"{web.url}/stats").body["open"] >= 1  # idle connections to close
+    web.stop()
+    wait_for(lambda: not server.sessions(), what="no session left after SIGTERM")
+    assert server.aborted_clients() == aborted
