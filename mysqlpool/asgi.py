@@ -37,10 +37,16 @@ def close_pools_at_shutdown(application: ASGI3Application) -> ASGI3Application:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                # Every request has ended: no connection is checked out, and closing
-                # the idle ones sends a COM_QUIT each, which takes no wait.
-                close_pool()
-                await send({"type": "lifespan.shutdown.complete"})
+                # The requests have ended, or were given up after the server's
+                # graceful timeout (a connection still checked out in a thread is
+                # closed when it is returned). Closing the idle ones sends a
+                # COM_QUIT each, without waiting for an answer.
+                try:
+                    close_pool()
+                except Exception as error:  # the server logs it, and shuts down all the same
+                    await send({"type": "lifespan.shutdown.failed", "message": repr(error)})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
                 return
 
     return closing_pools_at_shutdown

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from mysqlpool.config import BUDGET_SETTING, HOLD_WARNING_SETTING, validated_hold_warning, validated_limit
 from mysqlpool.errors import ConnectionBudgetExceeded
 from mysqlpool.holders import Holders
+from mysqlpool.throttled import ThrottledWarning
 from mysqlpool.waiters import PERMIT, LinedUpPool, Waiter
 
 logger = logging.getLogger("mysqlpool")
@@ -51,6 +52,7 @@ class Budget:
         self.waits = 0
         self.wait_time = 0.0
         self.timeouts = 0
+        self._timeout_warnings = ThrottledWarning(logger)
         # Threads waiting for room, first come first served; read without the lock
         # on every check-in (empty: nobody waits).
         self.line: deque[Waiter] = deque()
@@ -146,7 +148,7 @@ class Budget:
         with self._lock:
             self.timeouts += 1
             message = self._exceeded_message(alias, timeout)
-        logger.warning("%s", message)
+        self._timeout_warnings.warn(message)
         return ConnectionBudgetExceeded(message)
 
     def _exceeded_message(self, alias: str, timeout: float) -> str:

@@ -44,6 +44,7 @@ from mysqlpool.dialect import PoolDialect
 from mysqlpool.errors import PoolTimeout
 from mysqlpool.lending import Lender
 from mysqlpool.stats import FOLD_MASK
+from mysqlpool.throttled import ThrottledWarning
 from mysqlpool.waiters import Waiter
 
 try:
@@ -151,6 +152,7 @@ class AliasPool:
         self.budget = budget
         self._neighbours = neighbours
         self._timeout = config.argument("timeout") or _DEFAULT_TIMEOUT
+        self._timeout_warnings = ThrottledWarning(logger)
         # The alias's counters, which outlive the pool (see mysqlpool.registry).
         self.stats = counters
         self._count_checkout = self.stats.checkouts.add
@@ -409,7 +411,7 @@ class AliasPool:
         message = self._timeout_message()
         # Logged as the budget's timeouts are: under a web server, the error
         # itself may only reach a 500 page.
-        logger.warning("%s", message)
+        self._timeout_warnings.warn(message)
         return PoolTimeout(message)
 
     def _timeout_message(self) -> str:

@@ -88,8 +88,8 @@ def _checked_config(wrapper: PooledWrapper) -> PoolConfig:
 
 def orphan_all() -> None:
     """In a forked child: abandon the parent's pools and start with none."""
-    global _pools, _stats, _closed, _creation_lock
-    _pools, _stats, _closed = {}, {}, {}
+    global _pools, _stats, _closed, _mistakes_logged, _creation_lock
+    _pools, _stats, _closed, _mistakes_logged = {}, {}, {}, set()
     # Another thread of the parent may have held the lock at the fork.
     _creation_lock = threading.Lock()
     for pool in list(AliasPool.alive):  # disposed ones too: their checkouts may be out

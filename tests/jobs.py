@@ -6,11 +6,13 @@ autocommit: a unit cut in the middle leaves a 'started' row behind.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from django.db import connection
 
@@ -161,3 +163,18 @@ class NotAUnit:
 
 def unit_with_an_argument(job_id: int) -> bool:
     return True
+
+
+def _with_a_job(unit: Callable[[int], bool]) -> Callable[[], bool]:
+    """A decorator that finds the job itself, as a dependency injector does."""
+
+    @functools.wraps(unit)
+    def with_a_job() -> bool:
+        return unit(0)
+
+    return with_a_job
+
+
+@_with_a_job
+def unit_given_its_job(job_id: int) -> bool:
+    return record_unit()

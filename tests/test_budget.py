@@ -256,6 +256,25 @@ def test_a_hold_warning_removed_and_set_again_warns_again(caplog: pytest.LogCapt
         warned_of_a_hold()
 
 
+def test_a_shorter_hold_warning_applies_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The watchdog looks every quarter of the hold warning: an hour's must not delay
+    a new one by 15 minutes."""
+    connection = connections["other"]
+    connection.close()  # the test database's setup may leave it open, checked out
+    with caplog.at_level(logging.WARNING, logger="mysqlpool"):
+        process_budget().set_hold_warning(3600)
+        connection.ensure_connection()  # the watchdog starts, to look again in 15 minutes
+        try:
+            process_budget().set_hold_warning(0.2)
+            wait_for(
+                lambda: any("held longer than 0.2s" in record.getMessage() for record in caplog.records),
+                timeout=10,
+                what="a hold warning",
+            )
+        finally:
+            connection.close()
+
+
 @pytest.mark.parametrize("value", [0, -1, "3", True, float("inf"), float("nan"), 1e300])
 def test_a_hold_warning_must_be_a_positive_number(value: Any) -> None:
     expected = f"MYSQLPOOL_HOLD_WARNING is {value!r}; it must be None"

@@ -264,6 +264,20 @@ def test_a_second_signal_exits_at_once(
     assert time.monotonic() - started < 5
 
 
+def test_a_stop_signal_repeated_within_a_second_lets_the_units_finish(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    """Two SIGTERMs 0.2 s apart, a burst from a script: one request, not two."""
+    worker = start_worker(database_server, "tests.jobs.unit_of_a_second", "--graceful-timeout", "60")
+    wait_for(lambda: states(units).get("started", 0) >= 1)
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.2)  # the first handled (the main thread waits interruptibly), the unit still running
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr
+    assert "started" not in states(units)  # the unit in flight finished
+
+
 def wait_past_the_same_request(first: float) -> None:
     """Until a stop signal is a second request, not a repeat of the one sent at ``first``
     (the daemon takes those of the next second as repeats; half a second to spare)."""
@@ -357,6 +371,23 @@ def test_a_worker_process_cut_short_by_the_graceful_timeout_fails_the_master(
     # The worker ended by itself, saying why, and the master passed its failure on.
     assert "Units still running after --graceful-timeout; exiting without them" in stderr
     assert "exited with 1 while stopping" in stderr
+
+
+def run_until_done(database_server: dbserver.Server, units: Server, *args: str, done: int = 1) -> str:
+    """``run_pooled_worker ARGS`` until ``done`` units are done, then SIGTERM; its
+    stderr, once it exited 0."""
+    worker = start_worker(database_server, *args)
+    wait_for(lambda: states(units).get("done", 0) >= done)
+    code, stderr = stop(worker)
+    assert code == 0, stderr
+    return stderr
+
+
+def test_a_unit_whose_decorator_supplies_its_arguments_runs(
+    database_server: dbserver.Server, units: Server
+) -> None:
+    """What is called takes no argument, whatever the function it wraps takes."""
+    run_until_done(database_server, units, "tests.jobs.unit_given_its_job", done=2)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ import pytest
 from tests import dbserver
 from tests.helpers import Server
 from tests.processes import wait_for
-from tests.test_daemon import log_text, refused, start_worker, states, stop
+from tests.test_daemon import log_text, refused, run_until_done, start_worker, states, stop
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -234,8 +234,5 @@ def test_user_and_group_give_up_roots_privileges(
 def test_without_user_a_root_daemon_says_it_runs_as_root(
     database_server: dbserver.Server, units: Server
 ) -> None:
-    worker = start_worker(database_server, "tests.jobs.record_unit")
-    wait_for(lambda: states(units).get("done", 0) >= 1)
-    code, stderr = stop(worker)
-    assert code == 0, stderr
+    stderr = run_until_done(database_server, units, "tests.jobs.record_unit")
     assert "Running as root: so do the units of work (--user gives root's privileges up)" in stderr

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.db import OperationalError
 
-from mysqlpool import PoolTimeout
+from mysqlpool import PoolTimeout, throttled
 from mysqlpool.budget import process_budget
 from tests.helpers import Server, connection_id, pool_stats, request_cycle
 
@@ -40,6 +40,41 @@ def test_an_exhausted_pool_names_the_holders_where_checkouts_are_tracked(
     assert [record.getMessage() for record in caplog.records if record.name == "mysqlpool"][-1] == str(
         error.value
     )
+
+
+def test_a_storm_of_pool_timeouts_is_logged_once_then_counted(
+    make_wrapper: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every thread in line gives up at once, with the same message: one line, not one per thread."""
+    monkeypatch.setattr(throttled, "INTERVAL", 1.0)
+    holder = make_wrapper(pool={"pool_size": 1, "max_overflow": 0, "timeout": 0.2})
+    holder.ensure_connection()
+    errors: list[Exception] = []
+
+    def time_out() -> None:
+        waiter = type(holder)(holder.settings_dict, alias=holder.alias)
+        try:
+            waiter.ensure_connection()
+        except PoolTimeout as error:
+            errors.append(error)
+
+    def pool_warnings() -> list[str]:
+        return [record.getMessage() for record in caplog.records if record.name == "mysqlpool"]
+
+    try:
+        threads = [threading.Thread(target=time_out) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(errors) == 4 and pool_warnings() == [str(errors[0])]
+        time.sleep(1.0)  # the interval past: the next is logged, with the count of the others
+        time_out()
+    finally:
+        holder.close()
+    assert pool_warnings()[1:] == [
+        f"{errors[-1]}\n(3 more like it since the last one logged were not logged)"
+    ]
 
 
 def test_an_exhausted_pool_raises_a_django_operational_error(make_wrapper: Any) -> None:

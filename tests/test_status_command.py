@@ -78,6 +78,12 @@ def test_text_and_json_show_the_same_values_as_the_readme() -> None:
             "root@localhost/{name} through the socket /run/mysqld/mysqld.sock",
             "/run/mysqld/mysqld.sock",
         ),
+        (  # Django applies OPTIONS after HOST
+            "/run/mysqld/mysqld.sock",
+            {"unix_socket": "/run/db.sock"},
+            "root@localhost/{name} through the socket /run/db.sock",
+            "/run/db.sock",
+        ),
     ],
 )
 def test_a_unix_socket_is_shown_as_one(host: str, options: dict[str, str], where: str, socket: str) -> None:

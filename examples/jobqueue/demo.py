@@ -95,7 +95,7 @@ def claim_database(watcher: Watcher) -> None:
         raise SystemExit(
             f"The database {DATABASE!r} holds tables that the demo did not make ({shown}), and the "
             "demo empties its own jobs tables at each run: set DEMO_DB_NAME to a database of its "
-            "own (the default is mysqlpool_demo)."
+            "own, or drop this one if an earlier version of the demo made it."
         )
     watcher.execute(f"CREATE TABLE IF NOT EXISTS `{DATABASE}`.`{MARK}` (id INT PRIMARY KEY)")
 

@@ -363,7 +363,7 @@ class PooledDaemonCommand(BaseCommand):
         workers.start()
         # A worker process leaves the second signal to its master: a Ctrl-C signals
         # every process of the terminal's group, and the master's SIGTERM follows.
-        with _StopSignals(stop, under_master=master is not None) as signals:
+        with _StopSignals(under_master=master is not None) as signals:
             notify("READY=1")
             while not stop.wait(1.0):
                 if signals.stop_requested:
@@ -502,9 +502,9 @@ def _jittered(max_jobs: int | None) -> int | None:
 def _who_ends_them(master: int | None) -> str:
     """What ends the units in flight at once, for the stop's log line."""
     if master is None:
-        return "a second SIGTERM or SIGINT exits at once"
+        return "a second SIGTERM or SIGINT (a second or more after the first) exits at once"
     if os.getppid() == master:
-        return "a second SIGTERM or SIGINT to the master ends them at once"
+        return "a second SIGTERM or SIGINT to the master (a second or more after the first) ends them at once"
     return "the master is gone: only SIGKILL ends them at once"
 
 
@@ -525,8 +525,7 @@ class _StopSignals:
 
     SIGNALS = (*STOP_SIGNALS, signal.SIGHUP)
 
-    def __init__(self, stop: threading.Event, *, under_master: bool) -> None:
-        self.stop = stop
+    def __init__(self, *, under_master: bool) -> None:
         self.under_master = under_master
         self.stop_requested = False
         self.reopen_requested = False
@@ -552,6 +551,6 @@ class _StopSignals:
         if signum == signal.SIGHUP:
             self.reopen_requested = True
             return
-        if self._stops.arrived() is Arrival.AGAIN and not self.under_master:
+        if self._stops.arrived(signum) is Arrival.AGAIN and not self.under_master:
             os._exit(EXIT_CUT_SHORT)
         self.stop_requested = True

@@ -19,9 +19,9 @@ SAME_REQUEST = 1.0  # seconds
 
 
 class Arrival(enum.Enum):
-    FIRST = "the first stop signal"
-    REPEAT = "within a moment of the first: the same request"
-    AGAIN = "a second request"
+    FIRST = enum.auto()
+    REPEAT = enum.auto()  # within SAME_REQUEST seconds of the first: the same request
+    AGAIN = enum.auto()  # later: a second request, to end at once
 
 
 class StopRequests:
@@ -30,11 +30,17 @@ class StopRequests:
 
     def __init__(self) -> None:
         self._first: float | None = None
+        # The first signal that asked again, once one has.
+        self.again: int | None = None
 
-    def arrived(self) -> Arrival:
-        """Record a stop signal, and tell what it is."""
+    def arrived(self, signum: int) -> Arrival:
+        """Record the stop signal ``signum``, and tell what it is."""
         now = time.monotonic()
         if self._first is None:
             self._first = now
             return Arrival.FIRST
-        return Arrival.AGAIN if now - self._first >= SAME_REQUEST else Arrival.REPEAT
+        if now - self._first < SAME_REQUEST:
+            return Arrival.REPEAT
+        if self.again is None:
+            self.again = signum
+        return Arrival.AGAIN

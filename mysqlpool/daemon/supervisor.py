@@ -107,10 +107,11 @@ class Supervisor:
         return self._stop_workers()
 
     def _queue_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Only record it: the loop does the work.
-        if signum in STOP_SIGNALS and self._stops.arrived() is Arrival.REPEAT:
-            return
-        self._signals.append(signum)
+        # Only record it: the loop does the work. A stop signal after the first is
+        # queued no more: it repeats the first, or asks again (_stop_workers() reads
+        # that from self._stops), and only wakes the loop.
+        if signum not in STOP_SIGNALS or self._stops.arrived(signum) is Arrival.FIRST:
+            self._signals.append(signum)
         try:
             os.write(self._wake_write, b".")
         except BlockingIOError:
@@ -352,8 +353,9 @@ class Supervisor:
         return EXIT_CUT_SHORT if killed or unclean else EXIT_STOPPED
 
     def _asked_to_stop_again(self) -> bool:
-        """Whether SIGTERM or SIGINT came again while the workers stop (logged)."""
-        again = next((signum for signum in self._signals if signum in STOP_SIGNALS), None)
+        """Whether a second stop request came (logged); not a first one, which may come
+        while the master stops by itself (its workers failing at boot)."""
+        again = self._stops.again
         if again is None:
             return False
         logger.warning("Master got %s again: killing the workers", signal.Signals(again).name)

@@ -80,17 +80,16 @@ def _target(settings_dict: Mapping[str, Any]) -> dict[str, Any]:
     """Where the alias's connections go, with MySQLdb's defaults filled in.
 
     As Django's backend and the client library read the settings: a HOST that is a
-    path is a Unix socket; no HOST or ``localhost`` means a socket too, OPTIONS'
-    ``unix_socket`` or else the client library's default ("default"). A socket has
-    no port.
+    path, no HOST or ``localhost`` mean a Unix socket: OPTIONS' ``unix_socket``
+    (Django applies OPTIONS last), else the path, else the client library's
+    default ("default"). A socket has no port.
     """
     host = settings_dict.get("HOST") or "localhost"
     options = settings_dict.get("OPTIONS")
     socket = None
-    if host.startswith("/"):
-        socket = host
-    elif host == "localhost":
-        socket = (options.get("unix_socket") if isinstance(options, Mapping) else None) or "default"
+    if host.startswith("/") or host == "localhost":
+        option = options.get("unix_socket") if isinstance(options, Mapping) else None
+        socket = option or (host if host.startswith("/") else "default")
     return {
         "host": "localhost" if socket is not None else host,
         "port": None if socket is not None else int(settings_dict.get("PORT") or 3306),

@@ -43,7 +43,7 @@ def resolve_callable(path: str) -> Callable[[], object]:
     if inspect.isclass(found):
         raise CommandError(
             f"{path!r} is a class: calling it makes an instance, not a unit of work. "
-            "Name a function, or a method of an object."
+            "Name a module-level function (or a bound method assigned to a module-level name)."
         )
     if not callable(found):
         raise CommandError(f"{path!r} is not a callable: it is of type {type(found).__name__}.")
@@ -87,7 +87,9 @@ def _a_module(path: str) -> CommandError:
 
 def _check_called_without_arguments(path: str, unit: Callable[..., object]) -> None:
     try:
-        signature = inspect.signature(unit)
+        # The signature of what is called: a decorator's wrapper may supply the
+        # arguments of the function it wraps.
+        signature = inspect.signature(unit, follow_wrapped=False)
     except (TypeError, ValueError):  # some callables of C have no signature to check
         return
     required = [
