@@ -79,7 +79,7 @@ def file_of_another_user(places: Places) -> tuple[Path, str]:
     """Its owner could write another pid in it, for ``kill $(cat pidfile)`` to kill."""
     trap = places.shared / "app.file"
     as_nobody("sh", "-c", f"umask 0 && echo 1 > {trap}")
-    return trap, "it belongs to nobody (uid 65534), not to the daemon's user"
+    return trap, "it belongs to nobody (uid 65534), and the daemon's files must belong to root (uid 0)"
 
 
 def file_every_user_can_write_to(places: Places) -> tuple[Path, str]:

@@ -155,7 +155,13 @@ def _check_file(fd: int, path: Path, what: str, owner: Owner) -> None:
     if not stat.S_ISREG(found.st_mode):
         raise _refuse(what, path, f"it is {_KINDS.get(stat.S_IFMT(found.st_mode), 'no regular file')}")
     if not owner.may_own(found.st_uid):
-        raise _refuse(what, path, f"it belongs to {_user(found.st_uid)}, not to the daemon's user")
+        # Naming who may own it tells a forgotten --user from a planted file.
+        allowed = " or ".join(_user(uid) for uid in dict.fromkeys((owner.uid, os.geteuid())))
+        raise _refuse(
+            what,
+            path,
+            f"it belongs to {_user(found.st_uid)}, and the daemon's files must belong to {allowed}",
+        )
     if found.st_nlink != 1:
         raise _refuse(what, path, f"it has {found.st_nlink} hard links")
     if found.st_mode & stat.S_IWOTH:
