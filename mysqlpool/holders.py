@@ -211,10 +211,10 @@ class Holders:
         """Every holder, the longest holding first."""
         return sorted((Holder(*fields) for fields in self._holders.copy().values()), key=lambda h: h.since)
 
-    def describe_all(self) -> list[str]:
-        """One line per holder, the longest holding first."""
+    def describe_all(self, alias: str | None = None) -> list[str]:
+        """One line per holder (of ``alias``'s connections, if given), the longest holding first."""
         now = monotonic()
-        return [holder.describe(now) for holder in self.all()]
+        return [holder.describe(now) for holder in self.all() if alias in (None, holder.alias)]
 
     def _start_watchdog(self) -> None:
         with self._watchdog_lock:

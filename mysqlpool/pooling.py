@@ -429,9 +429,8 @@ class AliasPool:
         budget or a hold warning is set); else how to have them named."""
         if not self.budget.tracking:
             return " Set MYSQLPOOL_BUDGET or MYSQLPOOL_HOLD_WARNING to have their holders named."
-        now = _monotonic()
-        lines = [holder.describe(now) for holder in self.budget.holders.all() if holder.alias == self.alias]
-        return "\nHolders:\n  " + "\n  ".join(lines or ["(none recorded)"])
+        lines = self.budget.holders.describe_all(self.alias) or ["(none recorded)"]
+        return "\nHolders:\n  " + "\n  ".join(lines)
 
     # ---------------------------------------------------------------- check-in
 

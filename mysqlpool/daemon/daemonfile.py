@@ -46,9 +46,12 @@ class Owner(NamedTuple):
     def current(cls) -> Owner:
         return cls(os.geteuid(), os.getegid())
 
+    def owners(self) -> tuple[int, ...]:
+        """The uids whose files may be the daemon's: its user's, and that of who starts it."""
+        return tuple(dict.fromkeys((self.uid, os.geteuid())))
+
     def may_own(self, uid: int) -> bool:
-        """Whether a file of ``uid`` may be the daemon's: its user's, or that of who starts it."""
-        return uid in (self.uid, os.geteuid())
+        return uid in self.owners()
 
 
 def absolute(path: str) -> Path:
@@ -156,7 +159,7 @@ def _check_file(fd: int, path: Path, what: str, owner: Owner) -> None:
         raise _refuse(what, path, f"it is {_KINDS.get(stat.S_IFMT(found.st_mode), 'no regular file')}")
     if not owner.may_own(found.st_uid):
         # Naming who may own it tells a forgotten --user from a planted file.
-        allowed = " or ".join(_user(uid) for uid in dict.fromkeys((owner.uid, os.geteuid())))
+        allowed = " or ".join(_user(uid) for uid in owner.owners())
         raise _refuse(
             what,
             path,
